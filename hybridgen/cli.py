@@ -1,0 +1,142 @@
+"""The `hybridgen` command line: generate physically plausible clips, or score existing ones.
+
+hybridgen generate "a red ball bouncing" -o best.mp4 --generator ID --critic ID --candidates 4
+hybridgen score clip1.mp4 clip2.mp4 --critic ID --json --plot curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybridgen", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
+    generate.add_argument("prompt", help="what the video should show")
+    generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
+    generate.add_argument("--generator", required=True, help="diffusers pipeline: Hub id or local directory")
+    generate.add_argument("--critic", required=True, help="V-JEPA 2 model: Hub id or local directory")
+    generate.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
+    generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
+    generate.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
+    generate.add_argument("--height", type=int, help="frame height in pixels")
+    generate.add_argument("--width", type=int, help="frame width in pixels")
+    generate.add_argument("--steps", type=int, help="denoising steps per candidate")
+    generate.add_argument("--batch-size", type=int, help="videos per pipeline call")
+    generate.add_argument("--fps", type=float, default=16, help="frame rate of the written MP4s (default 16)")
+    generate.add_argument(
+        "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
+    )
+    generate.add_argument("--report", type=Path, metavar="JSON", help="write seeds and scores as JSON")
+    _add_device_options(generate)
+
+    score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
+    score.add_argument("videos", nargs="+", type=Path, help="video files")
+    score.add_argument("--critic", required=True, help="V-JEPA 2 model: Hub id or local directory")
+    score.add_argument("--json", action="store_true", help="print the reports as JSON")
+    score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
+    score.add_argument("--aggregate", choices=("mean", "max"), default="mean", help="window reduction")
+    _add_device_options(score)
+    return parser
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model weights dtype")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from hybridgen import HybridPipeline
+    from hybridgen.pipelines.hybrid import describe_reports
+
+    pipe = HybridPipeline.from_pretrained(
+        args.generator, critic=args.critic, torch_dtype=DTYPES[args.dtype], device=args.device
+    )
+    out = pipe(
+        args.prompt,
+        num_candidates=args.candidates,
+        generator=torch.Generator().manual_seed(args.seed),
+        num_frames=args.frames,
+        height=args.height,
+        width=args.width,
+        num_inference_steps=args.steps,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+    )
+    out.save(args.output, fps=args.fps)
+    if args.save_candidates:
+        out.save_candidates(args.save_candidates, fps=args.fps)
+    if args.report:
+        out.save_report(args.report)
+    print(describe_reports(out))
+    print(f"wrote {args.output} (candidate {out.best_index}, {out.denoising_steps} denoising steps)")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from hybridgen import VJEPA2Critic
+    from hybridgen.video import read_video
+
+    critic = VJEPA2Critic.from_pretrained(
+        args.critic, torch_dtype=DTYPES[args.dtype], device=args.device, aggregate=args.aggregate
+    )
+    for path in args.videos:
+        if not path.is_file():
+            raise FileNotFoundError(f"video file not found: {path}")
+    reports = []
+    for path in tqdm(args.videos, desc="scoring", disable=args.quiet or len(args.videos) == 1):
+        frames, fps = read_video(path)
+        reports.append(critic.score(frames, fps=fps))
+    ranking = sorted(range(len(reports)), key=lambda i: reports[i].surprise)
+    if args.json:
+        rows = [
+            {"path": str(args.videos[i]), "rank": rank, **reports[i].to_dict()}
+            for rank, i in enumerate(ranking)
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'rank':>4} {'surprise':>10}  video   (lower surprise = more plausible dynamics)")
+        for rank, i in enumerate(ranking):
+            print(f"{rank:>4} {reports[i].surprise:>10.5f}  {args.videos[i]}")
+    if args.plot:
+        from hybridgen.viz import plot_surprise_curves, save_figure
+
+        curves = [(report.window_starts, report.window_surprise) for report in reports]
+        figure = plot_surprise_curves(
+            curves, labels=[path.name for path in args.videos], title="surprise per window"
+        )
+        save_figure(figure, args.plot)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quiet:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+    from hybridgen.models import ModelNotFoundError
+
+    try:
+        return run_generate(args) if args.command == "generate" else run_score(args)
+    except (ValueError, FileNotFoundError, ModelNotFoundError) as error:
+        print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""CriticReport: what a world-model critic says about one clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CriticReport:
+    """The surprise of one clip, with the per-window curve and the per-token map behind it.
+
+    Attributes:
+        surprise: the clip's score; higher means the world model predicted the clip's future worse,
+            i.e. the motion is less physically plausible. Unit: mean L1 distance in the critic's
+            layer-normed feature space.
+        window_surprise: `(n_windows,)` surprise of each sliding window.
+        window_starts: `(n_windows,)` index of each window's first frame, in the frames the critic saw
+            (after any temporal resampling; see `frame_indices`).
+        token_errors: `(n_windows, T_target, G, G)` L1 error of every predicted token: `T_target` target
+            tubelets per window on a `G x G` spatial grid. Where in space and time the surprise is.
+        window: frames per window; `context`: of those, frames the predictor sees; `tubelet`: frames per token.
+        frame_indices: `(T_critic,)` index into the input clip of each frame the critic saw.
+        aggregate: how window scores were reduced to `surprise` ("mean" or "max").
+        token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
+    """
+
+    surprise: float
+    window_surprise: np.ndarray
+    window_starts: np.ndarray
+    token_errors: np.ndarray
+    window: int
+    context: int
+    tubelet: int
+    frame_indices: np.ndarray
+    aggregate: str
+    token_reduce: str
+
+    @property
+    def num_windows(self) -> int:
+        return int(self.window_surprise.shape[0])
+
+    def frame_surprise(self) -> np.ndarray:
+        """`(T_critic,)` mean token error attributed to each critic frame; NaN where no window predicts it.
+
+        Each target tubelet's spatial mean is spread over the `tubelet` frames it covers and averaged over
+        the windows that predict that frame.
+        """
+        num_frames = int(self.frame_indices.shape[0])
+        total = np.zeros(num_frames, dtype=np.float64)
+        count = np.zeros(num_frames, dtype=np.float64)
+        per_tubelet = self.token_errors.mean(axis=(2, 3))  # (n_windows, T_target)
+        for start, errors in zip(self.window_starts, per_tubelet):
+            for k, value in enumerate(errors):
+                first = int(start) + self.context + k * self.tubelet
+                total[first : first + self.tubelet] += value
+                count[first : first + self.tubelet] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the token map is left out; it can be large)."""
+        return {
+            "surprise": float(self.surprise),
+            "window_surprise": [float(v) for v in self.window_surprise],
+            "window_starts": [int(v) for v in self.window_starts],
+            "window": self.window,
+            "context": self.context,
+            "tubelet": self.tubelet,
+            "num_frames_scored": int(self.frame_indices.shape[0]),
+            "aggregate": self.aggregate,
+            "token_reduce": self.token_reduce,
+        }

@@ -1,0 +1,366 @@
+"""VJEPA2Critic: how badly a V-JEPA 2 world model predicts a clip's future from its past.
+
+For every sliding window of `window` frames, the first `context` frames are encoded *alone* and the
+predictor guesses the encoder features of the remaining frames; the surprise is the L1 distance between
+that guess and the layer-normed features of the whole window:
+
+    ctx    = encoder(x[:context])                                  # (B, N_ctx, D)  never sees the future
+    pred   = predictor(ctx, context_mask=[0..N_ctx), target_mask=[N_ctx..N))   # (B, N - N_ctx, D)
+    target = layer_norm(encoder(x[:window]))[:, N_ctx:]            # (B, N - N_ctx, D)
+    window surprise = mean |pred - target|;  clip surprise = mean (or max) over windows
+
+`VJEPA2Model.forward(video, context_mask, target_mask)` is deliberately not used: it encodes the whole clip
+before masking, so its "context" has already attended to the future.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import VJEPA2Model
+
+from hybridgen.critics.report import CriticReport
+from hybridgen.video import as_frames
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+AGGREGATES = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class WindowOutputs:
+    """Raw tensors of one scoring pass, for inspection and tests.
+
+    predictions, targets: `(n_windows, N_target, D)`; token_errors: `(n_windows, N_target)`;
+    window_starts: `(n_windows,)`; window/context in frames.
+    """
+
+    predictions: torch.Tensor
+    targets: torch.Tensor
+    token_errors: torch.Tensor
+    window_starts: np.ndarray
+    window: int
+    context: int
+
+
+class VJEPA2Critic:
+    """Scores clips by the surprise of a transformers `VJEPA2Model` (V-JEPA 2 architecture).
+
+    Args:
+        model: a `transformers.VJEPA2Model`; `critic.model` is this object.
+        window: frames per sliding window (default: min(16, model.config.frames_per_clip)).
+        context: frames of each window the predictor sees (default: window // 2, rounded to tubelets).
+        stride: frames between window starts (default: window - context, so targets tile the clip).
+        aggregate: "mean" or "max" over windows.
+        top_fraction: if set, a window's score is the mean of its `top_fraction` most surprising tokens
+            instead of all of them (a local violation is not drowned in easy background tokens).
+        fps: frame rate the critic wants; clips scored with a known `fps` are resampled to it.
+        resize_to: shorter-side size before the centre crop (default: the crop size, i.e. the whole frame).
+        image_mean, image_std: per-channel normalisation (default: ImageNet).
+        batch_size: windows per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: VJEPA2Model,
+        *,
+        window: int | None = None,
+        context: int | None = None,
+        stride: int | None = None,
+        aggregate: str = "mean",
+        top_fraction: float | None = None,
+        fps: float | None = None,
+        resize_to: int | None = None,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        batch_size: int = 8,
+    ):
+        if not isinstance(model, VJEPA2Model):
+            raise TypeError(
+                f"VJEPA2Critic needs a transformers.VJEPA2Model, got {type(model).__name__}. "
+                "Load one with VJEPA2Critic.from_pretrained(model_id)."
+            )
+        config = model.config
+        self.model = model.eval().requires_grad_(False)
+        self.tubelet = int(config.tubelet_size)
+        self.crop_size = int(config.crop_size)
+        self.patch_size = int(config.patch_size)
+        self.grid = self.crop_size // self.patch_size
+
+        window = min(16, int(config.frames_per_clip)) if window is None else int(window)
+        context = _round_down(window // 2, self.tubelet) if context is None else int(context)
+        stride = window - context if stride is None else int(stride)
+        for name, value in (("window", window), ("context", context)):
+            if value % self.tubelet:
+                raise ValueError(f"{name}={value} must be a multiple of the tubelet size {self.tubelet}.")
+        if not 0 < context < window:
+            raise ValueError(f"context={context} must be at least one tubelet and less than window={window}.")
+        if stride < 1:
+            raise ValueError(f"stride={stride} must be >= 1 frame.")
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate={aggregate!r} is not one of {AGGREGATES}.")
+        if top_fraction is not None and not 0 < top_fraction <= 1:
+            raise ValueError(f"top_fraction={top_fraction} must be in (0, 1].")
+        if fps is not None and fps <= 0:
+            raise ValueError(f"fps={fps} must be positive.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1.")
+        self.window, self.context, self.stride = window, context, stride
+        self.aggregate = aggregate
+        self.top_fraction = top_fraction
+        self.fps = fps
+        self.resize_to = self.crop_size if resize_to is None else int(resize_to)
+        if self.resize_to < self.crop_size:
+            raise ValueError(f"resize_to={self.resize_to} must be >= the crop size {self.crop_size}.")
+        self.image_mean = torch.tensor(image_mean, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        self.image_std = torch.tensor(image_std, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id: str,
+        *,
+        torch_dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool | None = None,
+        window: int | None = None,
+        context: int | None = None,
+        stride: int | None = None,
+        aggregate: str = "mean",
+        top_fraction: float | None = None,
+        fps: float | None = None,
+        batch_size: int = 8,
+    ) -> VJEPA2Critic:
+        """Load a critic from a Hub id (e.g. "facebook/vjepa2-vitl-fpc64-256") or a local directory.
+
+        The checkpoint's video processor config (crop, resize, mean/std), when present, sets the
+        preprocessing. Honours `HF_HUB_OFFLINE`; never runs remote code.
+        """
+        from hybridgen.models import load_vjepa2
+
+        model, processor = load_vjepa2(
+            model_id,
+            torch_dtype=torch_dtype,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        if device is not None:
+            model = model.to(device)
+        return cls(
+            model,
+            window=window,
+            context=context,
+            stride=stride,
+            aggregate=aggregate,
+            top_fraction=top_fraction,
+            fps=fps,
+            batch_size=batch_size,
+            **processor,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> VJEPA2Critic:
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest frames a clip may have: one tubelet of context and one of target."""
+        return 2 * self.tubelet
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, video, *, fps: float | None = None) -> CriticReport:
+        """Score one clip.
+
+        Args:
+            video: `(T, H, W, 3)` uint8 or float [0, 1] array, `(T, 3, H, W)` float tensor in [0, 1], or a
+                list of PIL images.
+            fps: the clip's frame rate; used only when the critic was given a target `fps`.
+        """
+        return self.score_batch([video], fps=fps)[0]
+
+    def score_batch(self, videos: Sequence, *, fps: float | None = None) -> list[CriticReport]:
+        """Score several clips (of any lengths and sizes); equal to scoring them one by one."""
+        if isinstance(videos, (np.ndarray, torch.Tensor)) or not isinstance(videos, Sequence):
+            raise TypeError("score_batch takes a list of clips; use score() for a single clip.")
+        if len(videos) == 0:
+            raise ValueError("score_batch got an empty list of clips.")
+        clips, frame_indices = [], []
+        for i, video in enumerate(videos):
+            frames = as_frames(video, name=f"clip {i}" if len(videos) > 1 else "video")  # (T, H, W, 3)
+            indices = self._frame_indices(frames.shape[0], fps)
+            clips.append(torch.from_numpy(frames[indices]).permute(0, 3, 1, 2))  # (T, 3, H, W)
+            frame_indices.append(indices)
+        with torch.no_grad():
+            outputs = self.window_outputs(clips)
+        return [self._report(out, idx) for out, idx in zip(outputs, frame_indices)]
+
+    def surprise(self, video: torch.Tensor) -> torch.Tensor:
+        """Differentiable clip surprise, for guidance.
+
+        Args:
+            video: `(T, 3, H, W)` or `(B, T, 3, H, W)` float tensor in [0, 1], may require grad.
+        Returns:
+            a scalar tensor, or `(B,)` for a batch, with gradients flowing to `video`.
+        """
+        if not isinstance(video, torch.Tensor) or video.ndim not in (4, 5) or video.shape[-3] != 3:
+            shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+            raise ValueError(f"surprise() needs a (T, 3, H, W) or (B, T, 3, H, W) float tensor, got {shape}.")
+        batched = video.ndim == 5
+        outputs = self.window_outputs(list(video if batched else video.unsqueeze(0)))
+        scores = torch.stack([self._reduce_windows(out.token_errors) for out in outputs])
+        return scores if batched else scores[0]
+
+    def window_outputs(self, clips: Sequence[torch.Tensor]) -> list[WindowOutputs]:
+        """Predictions, targets and per-token errors of every window of each `(T, 3, H, W)` clip in [0, 1].
+
+        Windows of all clips that share a (window, context) plan are batched together, `batch_size` at a time.
+        """
+        plans = [self.window_plan(clip.shape[0]) for clip in clips]
+        starts = [self.window_starts(clip.shape[0], window) for clip, (window, _) in zip(clips, plans)]
+        pixels = [self.preprocess(clip.unsqueeze(0))[0] for clip in clips]  # each (T, 3, S, S)
+        items = [(i, s) for i in range(len(clips)) for s in starts[i]]  # (clip index, window start)
+        results: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        for plan in dict.fromkeys(plans):
+            group = [(i, s) for i, s in items if plans[i] == plan]
+            window, context = plan
+            for chunk in range(0, len(group), self.batch_size):
+                part = group[chunk : chunk + self.batch_size]
+                batch = torch.stack([pixels[i][s : s + window] for i, s in part])  # (b, W, 3, S, S)
+                prediction, target = self.predict(batch, context)  # (b, N_target, D) each
+                for k, key in enumerate(part):
+                    results[key] = (prediction[k], target[k])
+        outputs = []
+        for i, (window, context) in enumerate(plans):
+            predictions = torch.stack([results[(i, s)][0] for s in starts[i]])  # (n_windows, N_target, D)
+            targets = torch.stack([results[(i, s)][1] for s in starts[i]])
+            token_errors = (predictions.float() - targets.float()).abs().mean(dim=-1)  # (n_windows, N_target)
+            outputs.append(
+                WindowOutputs(predictions, targets, token_errors, np.asarray(starts[i]), window, context)
+            )
+        return outputs
+
+    def predict(self, windows: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict the future tokens of preprocessed windows from their first `context` frames.
+
+        Args:
+            windows: `(B, W, 3, S, S)` normalised pixels; `context`: frames the predictor may see.
+        Returns:
+            `(prediction, target)`, each `(B, N_target, D)`; target is layer-normed encoder features.
+        """
+        batch, window = windows.shape[:2]
+        tokens_per_tubelet = self.grid * self.grid
+        num_context = context // self.tubelet * tokens_per_tubelet
+        num_tokens = window // self.tubelet * tokens_per_tubelet
+        windows = windows.to(self.device, self.dtype)
+
+        context_features = self.model.encoder(pixel_values_videos=windows[:, :context]).last_hidden_state
+        context_mask = torch.arange(num_context, device=self.device).expand(batch, -1)  # (B, N_ctx)
+        target_mask = torch.arange(num_context, num_tokens, device=self.device).expand(batch, -1)
+        prediction = self.model.predictor(
+            context_features, context_mask=[context_mask], target_mask=[target_mask]
+        ).last_hidden_state  # (B, N_target, D)
+
+        features = self.model.encoder(pixel_values_videos=windows).last_hidden_state  # (B, N, D)
+        target = F.layer_norm(features[:, num_context:], (features.shape[-1],))  # (B, N_target, D)
+        return prediction, target
+
+    # ------------------------------------------------------------------ helpers
+    def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
+        """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised: resize shorter side, centre crop."""
+        batch, frames, _, height, width = clips.shape
+        flat = clips.reshape(batch * frames, 3, height, width).float()
+        scale = self.resize_to / min(height, width)
+        size = (max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale)))
+        if size != (height, width):
+            flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+        top, left = (size[0] - self.crop_size) // 2, (size[1] - self.crop_size) // 2
+        flat = flat[:, :, top : top + self.crop_size, left : left + self.crop_size]
+        pixels = flat.reshape(batch, frames, 3, self.crop_size, self.crop_size)
+        return (pixels - self.image_mean.to(pixels.device)) / self.image_std.to(pixels.device)
+
+    def window_plan(self, num_frames: int) -> tuple[int, int]:
+        """`(window, context)` for a clip of `num_frames`; shrinks both for clips shorter than a window."""
+        if num_frames >= self.window:
+            return self.window, self.context
+        if num_frames < self.min_frames:
+            raise ValueError(
+                f"clip has {num_frames} frames; the critic needs at least {self.min_frames} "
+                f"(one tubelet of {self.tubelet} frames as context and one to predict)."
+            )
+        window = _round_down(num_frames, self.tubelet)
+        context = _round_down(round(window * self.context / self.window), self.tubelet)
+        context = min(max(context, self.tubelet), window - self.tubelet)
+        return window, context
+
+    def window_starts(self, num_frames: int, window: int) -> list[int]:
+        """First frame of each window; the last window is aligned to the clip's end so no frame is skipped."""
+        starts = list(range(0, num_frames - window + 1, self.stride))
+        if starts[-1] != num_frames - window:
+            starts.append(num_frames - window)
+        return starts
+
+    def _frame_indices(self, num_frames: int, fps: float | None) -> np.ndarray:
+        if fps is not None and fps <= 0:
+            raise ValueError(f"fps={fps} must be positive.")
+        if self.fps is None or fps is None or math.isclose(fps, self.fps):
+            return np.arange(num_frames)
+        count = max(1, int(num_frames * self.fps / fps))
+        return np.minimum(np.round(np.arange(count) * fps / self.fps).astype(int), num_frames - 1)
+
+    def _reduce_tokens(self, token_errors: torch.Tensor) -> torch.Tensor:
+        """`(n_windows, N_target)` -> `(n_windows,)`."""
+        if self.top_fraction is None:
+            return token_errors.mean(dim=-1)
+        k = max(1, math.ceil(self.top_fraction * token_errors.shape[-1]))
+        return token_errors.topk(k, dim=-1).values.mean(dim=-1)
+
+    def _reduce_windows(self, token_errors: torch.Tensor) -> torch.Tensor:
+        per_window = self._reduce_tokens(token_errors)
+        return per_window.mean() if self.aggregate == "mean" else per_window.max()
+
+    def _report(self, outputs: WindowOutputs, frame_indices: np.ndarray) -> CriticReport:
+        errors = outputs.token_errors.float()
+        target_tubelets = (outputs.window - outputs.context) // self.tubelet
+        token_map = errors.reshape(-1, target_tubelets, self.grid, self.grid).cpu().numpy()
+        token_reduce = "mean" if self.top_fraction is None else f"topk:{self.top_fraction:g}"
+        return CriticReport(
+            surprise=float(self._reduce_windows(errors)),
+            window_surprise=self._reduce_tokens(errors).cpu().numpy(),
+            window_starts=outputs.window_starts,
+            token_errors=token_map,
+            window=outputs.window,
+            context=outputs.context,
+            tubelet=self.tubelet,
+            frame_indices=frame_indices,
+            aggregate=self.aggregate,
+            token_reduce=token_reduce,
+        )
+
+    def __repr__(self) -> str:
+        name = getattr(self.model.config, "_name_or_path", "") or "in-memory VJEPA2Model"
+        return (
+            f"VJEPA2Critic({name!r}, window={self.window}, context={self.context}, stride={self.stride}, "
+            f"crop={self.crop_size}, aggregate={self.aggregate!r})"
+        )
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return value // multiple * multiple

@@ -1,0 +1,163 @@
+"""Where models come from: a bundled name, a local directory, or a Hugging Face Hub id.
+
+Loading goes through `transformers.VJEPA2Model.from_pretrained` and `diffusers.DiffusionPipeline.from_pretrained`,
+which read the Hub cache and honour `HF_HUB_OFFLINE`. Remote code is never trusted. Failures become one
+`ModelNotFoundError` that says what was tried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
+from packaging.version import Version
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+
+# Names that resolve to weights shipped inside the package: name -> {"critic": dir, "generator": dir}.
+BUNDLED: dict[str, dict[str, Path]] = {}
+
+
+def dtype_keyword(package: str, renamed_in: str) -> str:
+    """`"dtype"` where `package` has renamed `from_pretrained(torch_dtype=)` to it, else `"torch_dtype"`."""
+    return "dtype" if Version(version(package)) >= Version(renamed_in) else "torch_dtype"
+
+
+class ModelNotFoundError(OSError):
+    """A model id that is neither bundled, a usable local directory, nor loadable from the Hub (or its cache)."""
+
+
+def hub_offline() -> bool:
+    """True when the Hub must not be contacted (`HF_HUB_OFFLINE=1`)."""
+    return bool(hub_constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    )
+
+
+def resolve(model_id: str | os.PathLike, role: str) -> str:
+    """Map a bundled name to its directory; return local paths and Hub ids unchanged.
+
+    Args:
+        model_id: a bundled name (see `BUNDLED`), a local directory, or a Hub id like "org/name".
+        role: "critic" or "generator", which part of a bundled name to use.
+    """
+    if not isinstance(model_id, (str, os.PathLike)) or not str(model_id).strip():
+        raise ModelNotFoundError(f"a {role} id must be a non-empty string, got {model_id!r}.")
+    name = str(model_id)
+    if name in BUNDLED:
+        if role not in BUNDLED[name]:
+            raise ModelNotFoundError(f"the bundled model {name!r} has no {role}.")
+        return str(BUNDLED[name][role])
+    return name
+
+
+def _check_local_dir(path: Path, required: tuple[str, ...], what: str) -> None:
+    if not path.is_dir():
+        raise ModelNotFoundError(f"{what} path {str(path)!r} exists but is not a directory.")
+    if not any((path / name).is_file() for name in required):
+        raise ModelNotFoundError(
+            f"directory {str(path)!r} is not a saved {what}: none of {', '.join(required)} is in it. "
+            "Save one with save_pretrained(), or pass a Hub id."
+        )
+
+
+def _not_found(model_id: str, what: str, error: Exception) -> ModelNotFoundError:
+    if hub_offline():
+        where = "HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"
+    else:
+        where = "it is not a local directory and could not be loaded from the Hugging Face Hub"
+    bundled = f" Bundled names: {', '.join(sorted(BUNDLED))}." if BUNDLED else ""
+    return ModelNotFoundError(
+        f"could not load {what} {model_id!r}: {where}.{bundled} ({type(error).__name__}: {error})"
+    )
+
+
+def load_vjepa2(
+    model_id: str,
+    *,
+    torch_dtype: torch.dtype | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    local_files_only: bool | None = None,
+):
+    """Load a `VJEPA2Model` and its preprocessing settings.
+
+    Returns:
+        `(model, processor)` where processor holds `resize_to`, `image_mean`, `image_std` for `VJEPA2Critic`.
+    """
+    from transformers import VJEPA2Model
+
+    source = resolve(model_id, "critic")
+    local = Path(source)
+    if local.exists():
+        _check_local_dir(local, WEIGHT_FILES, "V-JEPA 2 model")
+    offline = hub_offline() if local_files_only is None else local_files_only
+    options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
+    try:
+        dtype = {dtype_keyword("transformers", "4.56"): torch_dtype}
+        model = VJEPA2Model.from_pretrained(source, **dtype, **options)
+    except (OSError, ValueError, HFValidationError) as error:
+        raise _not_found(str(model_id), "V-JEPA 2 critic", error) from error
+    return model.eval(), _processor_settings(source, model.config.crop_size, options)
+
+
+def _processor_settings(source: str, crop_size: int, options: dict) -> dict:
+    """Resize/mean/std from the checkpoint's video processor config, when it ships one."""
+    for filename in PROCESSOR_FILES:
+        path = Path(source) / filename
+        if not path.is_file() and not Path(source).exists():
+            try:
+                path = Path(hf_hub_download(source, filename, **options))
+            except (EntryNotFoundError, LocalEntryNotFoundError, OSError, HFValidationError):
+                continue
+        if path.is_file():
+            config = json.loads(path.read_text())
+            settings = {}
+            shortest_edge = (config.get("size") or {}).get("shortest_edge")
+            if shortest_edge:
+                settings["resize_to"] = max(int(shortest_edge), crop_size)
+            if config.get("image_mean"):
+                settings["image_mean"] = tuple(config["image_mean"])
+            if config.get("image_std"):
+                settings["image_std"] = tuple(config["image_std"])
+            return settings
+    return {}
+
+
+def load_video_pipeline(
+    model_id: str,
+    *,
+    torch_dtype: torch.dtype | None = None,
+    variant: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    local_files_only: bool | None = None,
+):
+    """Load any diffusers text-to-video pipeline with `DiffusionPipeline.from_pretrained`."""
+    from diffusers import DiffusionPipeline
+
+    source = resolve(model_id, "generator")
+    local = Path(source)
+    if local.exists():
+        _check_local_dir(local, ("model_index.json",), "diffusers pipeline")
+    offline = hub_offline() if local_files_only is None else local_files_only
+    try:
+        return DiffusionPipeline.from_pretrained(
+            source,
+            **{dtype_keyword("diffusers", "0.40"): torch_dtype},
+            variant=variant,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=offline,
+        )
+    except (OSError, ValueError, HFValidationError) as error:
+        raise _not_found(str(model_id), "video pipeline", error) from error

@@ -1,0 +1,254 @@
+"""HybridPipeline: a diffusers video pipeline proposes, a world-model critic judges.
+
+pipe = HybridPipeline.from_pretrained("Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+                                      critic="facebook/vjepa2-vitl-fpc64-256", torch_dtype=torch.bfloat16)
+out = pipe("a red ball bouncing", num_candidates=4, generator=torch.Generator().manual_seed(0))
+out.save("best.mp4", fps=16)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybridgen.critics.report import CriticReport
+from hybridgen.critics.vjepa2 import VJEPA2Critic
+from hybridgen.models import load_video_pipeline
+from hybridgen.pipelines.rerank import call_parameters, generate_candidates
+from hybridgen.video import write_json_atomic, write_video
+
+STRATEGIES = ("rerank",)
+# Arguments HybridPipeline sets itself on every call of the video pipeline.
+RESERVED_ARGUMENTS = ("prompt", "generator", "num_videos_per_prompt", "output_type", "return_dict", "latents")
+# The common text-to-video call contract every supported pipeline must accept.
+REQUIRED_ARGUMENTS = ("prompt", "generator", "output_type")
+
+
+@dataclass
+class HybridOutput:
+    """The result of one `HybridPipeline` call.
+
+    Attributes:
+        video: the chosen clip, float32 `(T, H, W, 3)` in [0, 1].
+        candidates: every clip, same layout; `reports`: the critic's report for each.
+        best_index: index of the chosen candidate (argmin surprise).
+        seeds: the seed each candidate was generated from (rerun one with `torch.Generator().manual_seed(seed)`).
+        denoising_steps: total denoising steps spent over all candidates.
+        strategy, prompt: what was asked.
+    """
+
+    video: np.ndarray
+    candidates: list[np.ndarray]
+    reports: list[CriticReport]
+    best_index: int
+    seeds: list[int]
+    denoising_steps: int
+    strategy: str
+    prompt: str
+
+    @property
+    def surprises(self) -> list[float]:
+        return [report.surprise for report in self.reports]
+
+    def save(self, path: str | Path, fps: float = 16) -> Path:
+        """Write the chosen clip as H.264 MP4 (atomically)."""
+        return write_video(self.video, path, fps=fps)
+
+    def save_candidates(self, directory: str | Path, fps: float = 16) -> list[Path]:
+        """Write every candidate as `candidate_<i>.mp4` in `directory`."""
+        directory = Path(directory)
+        return [
+            write_video(clip, directory / f"candidate_{i}.mp4", fps=fps)
+            for i, clip in enumerate(self.candidates)
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "strategy": self.strategy,
+            "best_index": self.best_index,
+            "denoising_steps": self.denoising_steps,
+            "candidates": [
+                {"index": i, "seed": seed, **report.to_dict()}
+                for i, (seed, report) in enumerate(zip(self.seeds, self.reports))
+            ],
+        }
+
+    def save_report(self, path: str | Path) -> Path:
+        """Write `to_dict()` as JSON (atomically)."""
+        return write_json_atomic(self.to_dict(), path)
+
+    def __repr__(self) -> str:
+        scores = ", ".join(f"{s:.4f}" for s in self.surprises)
+        return (
+            f"HybridOutput(best_index={self.best_index}, surprises=[{scores}], "
+            f"video={tuple(self.video.shape)}, denoising_steps={self.denoising_steps})"
+        )
+
+
+class HybridPipeline:
+    """Generate several candidate clips with a diffusers video pipeline and keep the one the critic finds least
+    surprising.
+
+    Args:
+        pipeline: any diffusers text-to-video pipeline taking `prompt, num_frames, height, width,
+            num_inference_steps, generator, output_type` (tested: WanPipeline, LTXPipeline, CogVideoXPipeline).
+        critic: a `VJEPA2Critic`.
+    """
+
+    def __init__(self, pipeline, critic: VJEPA2Critic):
+        if not isinstance(critic, VJEPA2Critic):
+            raise TypeError(f"critic must be a VJEPA2Critic, got {type(critic).__name__}.")
+        if not callable(pipeline):
+            raise TypeError(f"pipeline must be a diffusers pipeline, got {type(pipeline).__name__}.")
+        missing = [name for name in REQUIRED_ARGUMENTS if name not in call_parameters(pipeline)]
+        if missing:
+            raise TypeError(
+                f"{type(pipeline).__name__} is not a text-to-video pipeline HybridPipeline can drive: its __call__ "
+                f"lacks {', '.join(missing)}."
+            )
+        self.pipeline = pipeline
+        self.critic = critic
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        generator_id: str,
+        *,
+        critic: str | VJEPA2Critic,
+        torch_dtype: torch.dtype | None = None,
+        critic_torch_dtype: torch.dtype | None = None,
+        variant: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool | None = None,
+        device: str | torch.device | None = None,
+    ) -> HybridPipeline:
+        """Load the video pipeline (`DiffusionPipeline.from_pretrained`) and the critic (a Hub id, directory
+        or `VJEPA2Critic`). `torch_dtype` applies to both unless `critic_torch_dtype` is given; `revision` and
+        `variant` apply to the video pipeline only."""
+        pipeline = load_video_pipeline(
+            generator_id,
+            torch_dtype=torch_dtype,
+            variant=variant,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        if not isinstance(critic, VJEPA2Critic):
+            critic = VJEPA2Critic.from_pretrained(
+                critic,
+                torch_dtype=critic_torch_dtype or torch_dtype,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        hybrid = cls(pipeline, critic)
+        return hybrid.to(device) if device is not None else hybrid
+
+    def to(self, device: str | torch.device) -> HybridPipeline:
+        self.pipeline.to(device)
+        self.critic.to(device)
+        return self
+
+    def check_inputs(self, prompt, num_candidates, strategy, generator, batch_size, pipeline_kwargs) -> None:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
+        if not prompt.strip():
+            raise ValueError("prompt is empty: describe the video to generate, e.g. 'a red ball bouncing'.")
+        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
+            raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}.")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be one torch.Generator (hybridgen derives one per candidate), "
+                f"got {type(generator).__name__}."
+            )
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        accepted = call_parameters(self.pipeline)
+        for name in pipeline_kwargs:
+            if name in RESERVED_ARGUMENTS:
+                raise TypeError(f"{name!r} is set by HybridPipeline itself; do not pass it.")
+            if name not in accepted:
+                valid = ", ".join(sorted(n for n in accepted if n not in RESERVED_ARGUMENTS and n != "self"))
+                raise TypeError(f"{type(self.pipeline).__name__} has no argument {name!r}. Valid: {valid}.")
+
+    def __call__(
+        self,
+        prompt: str,
+        *,
+        num_candidates: int = 4,
+        strategy: str = "rerank",
+        generator: torch.Generator | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = True,
+        **pipeline_kwargs,
+    ) -> HybridOutput:
+        """Generate `num_candidates` clips for `prompt` and return the least surprising one.
+
+        Args:
+            generator: seeds the per-candidate seeds; the same generator state gives the same candidates.
+            num_frames, height, width, num_inference_steps: passed to the video pipeline when given.
+            batch_size: videos per pipeline call (default: all candidates at once where the pipeline allows).
+            pipeline_kwargs: further arguments of the video pipeline's `__call__` (e.g. `guidance_scale`);
+                a name it does not accept is an error.
+        """
+        # 1. Check inputs
+        self.check_inputs(prompt, num_candidates, strategy, generator, batch_size, pipeline_kwargs)
+        sizes = {"num_frames": num_frames, "height": height, "width": width}
+        sizes["num_inference_steps"] = num_inference_steps
+        call_kwargs = {name: value for name, value in sizes.items() if value is not None}
+        call_kwargs.update(pipeline_kwargs)
+
+        # 2. One seed per candidate, drawn from the caller's generator
+        seeds = candidate_seeds(num_candidates, generator)
+
+        # 3. Generate the candidates
+        candidates, denoising_steps = generate_candidates(
+            self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
+        )
+        if candidates[0].shape[0] < self.critic.min_frames:
+            raise ValueError(
+                f"the video pipeline made {candidates[0].shape[0]}-frame clips; the critic needs at least "
+                f"{self.critic.min_frames}. Ask for more frames with num_frames=."
+            )
+
+        # 4. Score them
+        reports = self.critic.score_batch(candidates)
+
+        # 5. Keep the least surprising
+        best_index = int(np.argmin([report.surprise for report in reports]))
+        return HybridOutput(
+            video=candidates[best_index],
+            candidates=candidates,
+            reports=reports,
+            best_index=best_index,
+            seeds=seeds,
+            denoising_steps=denoising_steps,
+            strategy=strategy,
+            prompt=prompt,
+        )
+
+
+def candidate_seeds(num_candidates: int, generator: torch.Generator | None) -> list[int]:
+    """Draw one 63-bit seed per candidate from `generator` (or torch's global RNG when None)."""
+    device = generator.device if generator is not None else "cpu"
+    seeds = torch.randint(0, 2**63 - 1, (num_candidates,), generator=generator, device=device)
+    return [int(seed) for seed in seeds.cpu()]
+
+
+def describe_reports(output: HybridOutput) -> str:
+    """A short table of candidates, for logs and the CLI."""
+    lines = [f"{'#':>3} {'seed':>20} {'surprise':>10}"]
+    for i, (seed, report) in enumerate(zip(output.seeds, output.reports)):
+        mark = "  <- best" if i == output.best_index else ""
+        lines.append(f"{i:>3} {seed:>20} {report.surprise:>10.5f}{mark}")
+    return "\n".join(lines)

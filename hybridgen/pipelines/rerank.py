@@ -1,0 +1,97 @@
+"""Best-of-N: generate every candidate to the end, then let the critic choose.
+
+Candidates are generated through the video pipeline's public call contract only: one `torch.Generator`
+per candidate (so candidate i is the same clip whatever the batch size), `num_videos_per_prompt` where the
+pipeline batches, `output_type="np"`, and `callback_on_step_end` to count the denoising steps spent.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hybridgen.video import as_frames
+
+# Pipelines whose __call__ overrides num_videos_per_prompt to 1 (CogVideoX does, whatever is passed).
+SINGLE_VIDEO_PIPELINES = ("CogVideoX",)
+
+
+def call_parameters(pipeline) -> dict[str, inspect.Parameter]:
+    """The keyword arguments the video pipeline's `__call__` accepts."""
+    return dict(inspect.signature(pipeline.__call__).parameters)
+
+
+def max_batch(pipeline) -> int | None:
+    """How many videos one call may make: None if unbounded, 1 if the pipeline forces one per prompt."""
+    name = type(pipeline).__name__
+    if any(name.startswith(prefix) for prefix in SINGLE_VIDEO_PIPELINES):
+        return 1
+    if "num_videos_per_prompt" not in call_parameters(pipeline):
+        return 1
+    return None
+
+
+class StepCounter:
+    """A `callback_on_step_end` that counts denoising steps (x videos in the call) and chains a user's callback."""
+
+    def __init__(self, user_callback: Callable | None = None):
+        self.user_callback = user_callback
+        self.videos_in_call = 1
+        self.steps = 0
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        self.steps += self.videos_in_call
+        if self.user_callback is not None:
+            return self.user_callback(pipe, step, timestep, callback_kwargs)
+        return {}
+
+
+def generate_candidates(
+    pipeline,
+    prompt: str,
+    seeds: Sequence[int],
+    call_kwargs: dict,
+    *,
+    batch_size: int | None = None,
+    show_progress: bool = True,
+) -> tuple[list[np.ndarray], int]:
+    """Generate one clip per seed.
+
+    Args:
+        pipeline: a diffusers text-to-video pipeline.
+        seeds: one seed per candidate; candidate i uses `torch.Generator().manual_seed(seeds[i])`.
+        call_kwargs: further arguments for the pipeline call (already validated).
+        batch_size: videos per call (capped by what the pipeline allows); default all at once.
+    Returns:
+        `(clips, denoising_steps)`: clips are float32 `(T, H, W, 3)` in [0, 1]; steps summed over candidates.
+    """
+    limit = max_batch(pipeline)
+    size = len(seeds) if batch_size is None else batch_size
+    size = size if limit is None else min(size, limit)
+    user_callback = call_kwargs.pop("callback_on_step_end", None)
+    counter = StepCounter(user_callback)
+    has_callback = "callback_on_step_end" in call_parameters(pipeline)
+    clips: list[np.ndarray] = []
+    steps_without_callback = 0
+    for first in tqdm(range(0, len(seeds), size), desc="candidates", disable=not show_progress):
+        chunk = seeds[first : first + size]
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in chunk]
+        kwargs = dict(call_kwargs, prompt=prompt, generator=generators, output_type="np")
+        if limit is None:
+            kwargs["num_videos_per_prompt"] = len(chunk)
+        if has_callback:
+            counter.videos_in_call = len(chunk)
+            kwargs["callback_on_step_end"] = counter
+        else:
+            steps_without_callback += len(chunk) * int(call_kwargs.get("num_inference_steps", 0))
+        frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1]
+        if len(frames) != len(chunk):
+            raise RuntimeError(
+                f"{type(pipeline).__name__} returned {len(frames)} videos for {len(chunk)} seeds."
+            )
+        clips += [as_frames(np.asarray(clip), name=f"candidate {first + k}") for k, clip in enumerate(frames)]
+    return clips, counter.steps + steps_without_callback

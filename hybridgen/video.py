@@ -1,0 +1,417 @@
+"""Video clips as arrays: normalise, decode, resample, and write them atomically.
+
+Every clip inside hybridgen is a float32 numpy array of shape (T, H, W, 3) with values in [0, 1]
+(T frames, H x W pixels, RGB). :func:`as_frames` converts the clip types users hand us into that form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "as_frames",
+    "atomic_write_path",
+    "read_video",
+    "resample_frames",
+    "write_json_atomic",
+    "write_png_atomic",
+    "write_video",
+]
+
+RANGE_TOLERANCE = 1e-4  # float values this far outside [0, 1] are clipped instead of rejected
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold H.264
+H264_CRF = 18  # constant rate factor: 0 lossless .. 51 worst; 18 is visually near-lossless
+_PIL_MODES = ("RGB", "RGBA", "P")  # PIL modes converted to RGB (alpha is dropped, not composited)
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Normalising clips
+
+
+def as_frames(video: Any, *, name: str = "video") -> np.ndarray:
+    """Convert a clip to a new float32 array of shape (T, H, W, 3) with values in [0, 1].
+
+    Accepted inputs:
+      * numpy array (T, H, W, 3), channels last: uint8 (0..255) or float16/32/64 in [0, 1];
+      * torch tensor (T, 3, H, W), channels first (the diffusers / torchvision layout): uint8 or float
+        in [0, 1], on any device; channels-last torch tensors are rejected, so a 3-pixel-wide clip is
+        never mistaken for channels;
+      * list or tuple of PIL images of equal size in mode RGB, RGBA or P (alpha is dropped).
+
+    Floats may overshoot [0, 1] by up to 1e-4 (then clipped). ``name`` labels the clip in error messages.
+
+    Raises:
+        TypeError: unsupported container type, or a sequence holding something other than PIL images.
+        ValueError: wrong shape or channel count, unsupported dtype, NaN/inf, values outside [0, 1],
+            no frames, or zero-size frames.
+    """
+    if isinstance(video, np.ndarray):
+        array = _check_channels_last(video, name=name, kind="numpy array")
+    elif _is_torch_tensor(video):
+        array = _torch_to_numpy(video, name=name)
+    elif isinstance(video, (list, tuple)):
+        array = _pil_sequence_to_numpy(video, name=name)
+    else:
+        raise TypeError(
+            f"{name} has unsupported type {type(video).__module__}.{type(video).__qualname__}; expected a "
+            "numpy array (T, H, W, 3), a torch tensor (T, 3, H, W), or a list of PIL images"
+        )
+    return _to_unit_float32(array, name=name)
+
+
+def _is_torch_tensor(obj: Any) -> bool:
+    """True if ``obj`` is a torch.Tensor (without importing torch when the caller never did)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _check_channels_last(array: np.ndarray, *, name: str, kind: str) -> np.ndarray:
+    """Validate a (T, H, W, 3) array's shape; return it unchanged."""
+    if array.ndim != 4 or array.shape[-1] != 3:
+        hint = ""
+        if array.ndim == 3 and array.shape[-1] == 3:
+            hint = " (a single frame? add a leading time axis, e.g. frame[None])"
+        elif array.ndim == 4 and array.shape[1] == 3:
+            hint = " (channels first? numpy clips are channels last: use array.transpose(0, 2, 3, 1))"
+        elif array.ndim == 4:
+            hint = f" with 3 RGB channels, but the last axis has {array.shape[-1]} channels"
+        raise ValueError(f"{name}: {kind} has shape {tuple(array.shape)}; expected (T, H, W, 3){hint}")
+    _check_nonempty(array.shape[0], array.shape[1], array.shape[2], name=name)
+    return array
+
+
+def _check_nonempty(num_frames: int, height: int, width: int, *, name: str) -> None:
+    """Reject clips with no frames or with zero-size frames."""
+    if num_frames == 0:
+        raise ValueError(f"{name} is empty: it has 0 frames")
+    if height == 0 or width == 0:
+        raise ValueError(f"{name} has zero-size frames ({height}x{width} pixels, height x width)")
+
+
+def _torch_to_numpy(tensor: Any, *, name: str) -> np.ndarray:
+    """Convert a (T, 3, H, W) torch tensor to a channels-last numpy array (dtype preserved or float32)."""
+    shape = tuple(tensor.shape)
+    if tensor.ndim != 4 or shape[1] != 3:
+        hint = ""
+        if tensor.ndim == 4 and shape[-1] == 3:
+            hint = " (channels last? torch clips are channels first: use tensor.permute(0, 3, 1, 2))"
+        elif tensor.ndim == 5:
+            hint = " (a batch of clips? pass one clip at a time, e.g. tensor[0])"
+        raise ValueError(f"{name}: torch tensor has shape {shape}; expected (T, 3, H, W){hint}")
+    _check_nonempty(shape[0], shape[2], shape[3], name=name)
+    tensor = tensor.detach()
+    if tensor.is_floating_point():
+        tensor = tensor.float()  # bfloat16 has no numpy equivalent
+    return tensor.cpu().permute(0, 2, 3, 1).numpy()
+
+
+def _pil_sequence_to_numpy(images: Sequence[Any], *, name: str) -> np.ndarray:
+    """Stack equally sized PIL images into a uint8 (T, H, W, 3) array."""
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty: the list has 0 frames")
+    first_size = None
+    arrays = []
+    for index, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise TypeError(
+                f"{name}: a list clip must hold PIL images, but item {index} is {type(image).__name__}"
+                " (stack numpy frames into one (T, H, W, 3) array with np.stack instead)"
+            )
+        if image.mode not in _PIL_MODES:
+            raise ValueError(
+                f"{name}: frame {index} has PIL mode {image.mode!r} ({len(image.getbands())} channels); "
+                f"expected one of {_PIL_MODES} (convert with image.convert('RGB'))"
+            )
+        first_size = first_size or image.size
+        if image.size != first_size:
+            raise ValueError(
+                f"{name}: frame {index} has size {image.size} (width, height) but frame 0 has {first_size}"
+            )
+        arrays.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    height, width = arrays[0].shape[:2]
+    _check_nonempty(len(arrays), height, width, name=name)
+    return np.stack(arrays)
+
+
+def _to_unit_float32(array: np.ndarray, *, name: str) -> np.ndarray:
+    """Convert a validated uint8 or float (T, H, W, 3) array to a new float32 array in [0, 1]."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255)
+    if array.dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"{name} has unsupported dtype {array.dtype}; use uint8 (0..255) or float (0..1)")
+    frames = array.astype(np.float32)  # always a copy, so callers' arrays are never aliased
+    _check_finite(frames, name=name)
+    low, high = float(frames.min()), float(frames.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"{name} has float values outside the range [0, 1] (min {low:.4g}, max {high:.4g}); "
+            "map [-1, 1] output with (x + 1) / 2, or divide 0..255 floats by 255"
+        )
+    return np.clip(frames, 0.0, 1.0, out=frames)
+
+
+def _check_finite(frames: np.ndarray, *, name: str) -> None:
+    """Reject frames containing NaN or inf, reporting how many frames and the first bad one."""
+    finite_per_frame = np.isfinite(frames).reshape(len(frames), -1).all(axis=1)
+    if not finite_per_frame.all():
+        bad = np.flatnonzero(~finite_per_frame)
+        raise ValueError(
+            f"{name} contains NaN or inf values in {len(bad)} of {len(frames)} frames "
+            f"(first bad frame index {bad[0]})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoding and resampling
+
+
+def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video file (mp4, webm, gif, ...) with PyAV.
+
+    Returns (frames, fps): float32 (T, H, W, 3) in [0, 1] and the frame rate in frames per second.
+    If ``fps`` is given, frames are resampled to it by nearest-frame selection (see
+    :func:`resample_frames`) and ``fps`` is returned. Frames whose size differs from the first frame's
+    are rescaled to it. The source is assumed to have a constant frame rate.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: the file cannot be decoded, has no video stream or no frames, or its frame rate is
+            unknown; or ``fps`` is not a positive number.
+    """
+    import av  # deferred: PyAV loads the ffmpeg libraries
+
+    path = _existing_file(path)
+    if fps is not None:
+        _check_fps(fps, "fps")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"could not decode video {path}: the file has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            frames = _decode_rgb(container, stream)
+            source_fps = _stream_fps(stream, path)
+    except av.FFmpegError as error:
+        raise ValueError(f"could not decode video {path}: {error}") from None
+    if len(frames) == 0:
+        raise ValueError(f"could not decode video {path}: it contains 0 frames")
+    clip = np.stack(frames).astype(np.float32) / np.float32(255)
+    if fps is None:
+        return clip, source_fps
+    return resample_frames(clip, source_fps, fps), float(fps)
+
+
+def _existing_file(path: str | os.PathLike[str]) -> pathlib.Path:
+    """Return ``path`` as a Path after checking it names an existing regular file."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"video file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"expected a video file but got a directory: {path}")
+    return path
+
+
+def _decode_rgb(container: Any, stream: Any) -> list[np.ndarray]:
+    """Decode every frame of ``stream`` to uint8 (H, W, 3), all at the first frame's size."""
+    frames: list[np.ndarray] = []
+    for frame in container.decode(stream):
+        if frames:
+            height, width = frames[0].shape[:2]
+            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+        else:
+            frames.append(frame.to_ndarray(format="rgb24"))
+    return frames
+
+
+def _stream_fps(stream: Any, path: pathlib.Path) -> float:
+    """The stream's frame rate in frames per second."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or not math.isfinite(float(rate)) or float(rate) <= 0:
+        raise ValueError(f"could not decode video {path}: its frame rate is unknown")
+    return float(rate)
+
+
+def resample_frames(frames: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """Resample a clip in time by nearest-frame selection.
+
+    ``frames`` is any array with time on axis 0, shape (T, ...). The result covers the same duration,
+    T / src_fps seconds, with round(T * dst_fps / src_fps) frames (at least 1); output frame i is the
+    source frame nearest to time i / dst_fps. E.g. 32 frames at 30 fps -> 16 frames at 15 fps.
+    """
+    if not isinstance(frames, np.ndarray):
+        raise TypeError(f"frames must be a numpy array with time on axis 0; got {type(frames).__name__}")
+    if frames.ndim == 0 or len(frames) == 0:
+        raise ValueError(f"frames is empty: shape {frames.shape}; expected at least one frame on axis 0")
+    _check_fps(src_fps, "src_fps")
+    _check_fps(dst_fps, "dst_fps")
+    num_in = len(frames)
+    num_out = max(1, math.floor(num_in * dst_fps / src_fps + 0.5))
+    source_index = np.floor(np.arange(num_out) * (src_fps / dst_fps) + 0.5).astype(np.int64)
+    return frames[np.minimum(source_index, num_in - 1)]
+
+
+def _check_fps(value: Any, name: str) -> None:
+    """Require a finite, positive real frame rate."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number of frames per second; got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite frame rate; got {value}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Atomic writing
+
+
+@contextlib.contextmanager
+def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
+
+    The temporary name keeps ``path``'s suffix (so encoders can infer the format) and is hidden
+    (``.name.<random>.tmp.suffix``). Parent directories are created. ``path`` is replaced atomically
+    (``os.replace``), so readers see the old file or the complete new one, never a partial file.
+    The temporary file is not created in advance: the writer creates it with default permissions.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write to {path}: it is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    try:
+        yield temp_path
+        if not temp_path.is_file():
+            raise FileNotFoundError(f"nothing was written to the temporary file {temp_path}")
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def write_video(video: Any, path: str | os.PathLike[str], *, fps: float = 16) -> pathlib.Path:
+    """Encode a clip as H.264 (yuv420p, CRF 18) with imageio-ffmpeg's ffmpeg and write it atomically.
+
+    ``video`` is anything :func:`as_frames` accepts; ``path`` must end in .mp4, .m4v, .mov or .mkv.
+    yuv420p stores chroma at half resolution, so H.264 needs even frame sizes: an odd height or width
+    is padded by one row/column that repeats the bottom/right edge, and reading the file back gives the
+    padded (even) size. Returns ``path`` as a Path.
+
+    Raises:
+        ValueError / TypeError: bad clip (see :func:`as_frames`), bad ``fps`` or suffix.
+        RuntimeError: ffmpeg failed; nothing is left at ``path`` (an existing file is kept).
+    """
+    path = pathlib.Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"write_video writes H.264, which needs one of {VIDEO_SUFFIXES}; got {path.name!r}")
+    _check_fps(fps, "fps")
+    pixels = _pad_to_even(_to_uint8(as_frames(video)))
+    try:
+        with atomic_write_path(path) as temp_path:
+            _encode_h264(pixels, temp_path, fps=float(fps))
+    except RuntimeError as error:
+        raise RuntimeError(f"could not write video {path}: {error}") from None
+    return path
+
+
+def _to_uint8(frames: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 0..255, rounding to nearest."""
+    return np.rint(frames * 255).astype(np.uint8)
+
+
+def _pad_to_even(pixels: np.ndarray) -> np.ndarray:
+    """Pad (T, H, W, C) to even H and W by repeating the last row / column."""
+    pad_height, pad_width = pixels.shape[1] % 2, pixels.shape[2] % 2
+    if not (pad_height or pad_width):
+        return pixels
+    return np.pad(pixels, ((0, 0), (0, pad_height), (0, pad_width), (0, 0)), mode="edge")
+
+
+def _encode_h264(pixels: np.ndarray, path: pathlib.Path, *, fps: float) -> None:
+    """Encode uint8 (T, H, W, 3) frames with even H and W to ``path`` with the imageio-ffmpeg binary.
+
+    Runs ffmpeg directly (rather than imageio's writer) so its exit status is checked and its error
+    output ends up in the exception.
+    """
+    import imageio_ffmpeg  # deferred: locates the bundled ffmpeg binary
+
+    num_frames, height, width = pixels.shape[:3]
+    rate = Fraction(fps).limit_denominator(1001)
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(rate), "-i", "pipe:0",
+        "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(H264_CRF), "-preset", "medium",
+        "-movflags", "+faststart", "-frames:v", str(num_frames),
+        str(path),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, input=np.ascontiguousarray(pixels).reshape(-1).data, capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip()[-2000:] or "no error output"
+        raise RuntimeError(f"ffmpeg exited with status {result.returncode}: {reason}")
+
+
+def write_png_atomic(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a PIL image or an image array as PNG, atomically. Returns ``path`` as a Path.
+
+    Arrays are (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1].
+    """
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"write_png_atomic writes PNG; the path must end in .png, got {path.name!r}")
+    picture = image if isinstance(image, Image.Image) else _array_to_pil(image)
+    with atomic_write_path(path) as temp_path:
+        picture.save(temp_path, format="PNG")
+    return path
+
+
+def _array_to_pil(image: Any) -> Image.Image:
+    """Convert an (H, W), (H, W, 3) or (H, W, 4) uint8 / [0, 1] float array to a PIL image."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a PIL image or a numpy array; got {type(image).__name__}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
+        raise ValueError(f"image has shape {image.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+    if image.dtype != np.uint8:
+        # reuse the clip checks (dtype, NaN, range) on a one-frame "clip"
+        channels = image if image.ndim == 3 else image[..., None]
+        unit = _to_unit_float32(channels[None], name="image")[0]
+        image = _to_uint8(unit if image.ndim == 3 else unit[..., 0])
+    return Image.fromarray(image)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write ``obj`` as indented UTF-8 JSON, atomically. Returns ``path`` as a Path.
+
+    numpy scalars and arrays become numbers and lists, paths become strings; other unknown types raise
+    TypeError before anything is written.
+    """
+    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    path = pathlib.Path(path)
+    with atomic_write_path(path) as temp_path:
+        temp_path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    """JSON fallback for numpy values and paths."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r:.80}")

@@ -1,0 +1,108 @@
+"""The hybridgen command line, on tiny models saved to local directories and a Hub cache."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hybridgen.cli import main
+from hybridgen.testing import populate_hf_cache, tiny_pipeline, tiny_vjepa2_model
+from hybridgen.video import read_video, write_video
+
+TINY = ["--frames", "17", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-models")
+    tiny_vjepa2_model().save_pretrained(root / "critic")
+    tiny_pipeline("wan").save_pretrained(root / "generator")
+    return root
+
+
+def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
+    output = tmp_path / "best.mp4"
+    code = main(
+        ["generate", "a red ball bouncing", "-o", str(output), "--generator", str(models / "generator")]
+        + ["--critic", str(models / "critic"), "--candidates", "3", "--seed", "7"]
+        + ["--save-candidates", str(tmp_path / "all"), "--report", str(tmp_path / "report.json")]
+        + TINY
+    )
+    assert code == 0
+    frames, _ = read_video(output)
+    assert frames.shape == (17, 32, 32, 3)
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [f"candidate_{i}.mp4" for i in range(3)]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["candidates"]) == 3 and report["denoising_steps"] == 6
+    surprises = [c["surprise"] for c in report["candidates"]]
+    assert report["best_index"] == int(np.argmin(surprises))
+    assert "<- best" in capsys.readouterr().out
+
+
+def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    still = np.full((16, 32, 32, 3), 0.3, dtype=np.float32)
+    noise = rng.random((16, 32, 32, 3), dtype=np.float32)
+    paths = [write_video(still, tmp_path / "still.mp4"), write_video(noise, tmp_path / "noise.mp4")]
+    plot = tmp_path / "curves.png"
+    code = main(["score", *map(str, paths), "--critic", str(models / "critic"), "--json", "--plot", str(plot)])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["rank"] for row in rows] == [0, 1]
+    assert rows[0]["surprise"] <= rows[1]["surprise"]
+    assert {row["path"] for row in rows} == set(map(str, paths))
+    assert Image.open(plot).format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["score", "missing.mp4", "--critic", "CRITIC"], "missing.mp4"),
+        (["score", "CORRUPT", "--critic", "CRITIC"], "could not decode"),
+        (["generate", "", "-o", "x.mp4", "--generator", "GEN", "--critic", "CRITIC"], "prompt is empty"),
+        (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--critic", "CRITIC", "--candidates", "0"], "num_candidates"),
+        (["score", "CORRUPT", "--critic", "EMPTY"], "not a saved V-JEPA 2 model"),
+    ],
+)
+def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, message):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"this is not a video")
+    (tmp_path / "empty").mkdir()
+    substitutes = {
+        "CRITIC": str(models / "critic"),
+        "GEN": str(models / "generator"),
+        "CORRUPT": str(corrupt),
+        "EMPTY": str(tmp_path / "empty"),
+    }
+    argv = [substitutes.get(arg, arg) for arg in argv]
+    extra = TINY if argv[0] == "generate" else ["--quiet"]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_console_script_offline_with_hub_ids(models, tmp_path):
+    """The installed `hybridgen` command, Hub ids, HF_HUB_OFFLINE=1 and a pre-populated cache: no network."""
+    cache = tmp_path / "hub"
+    populate_hf_cache(cache, "org/tiny-critic", models / "critic")
+    populate_hf_cache(cache, "org/tiny-wan", models / "generator")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"))
+    command = [sys.executable, "-m", "hybridgen.cli", "generate", "a red ball", "-o", str(tmp_path / "best.mp4")]
+    command += ["--generator", "org/tiny-wan", "--critic", "org/tiny-critic", "--candidates", "2", *TINY]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "best.mp4").is_file()
+    missing = subprocess.run(
+        [sys.executable, "-m", "hybridgen.cli", "score", str(tmp_path / "best.mp4"), "--critic", "org/nothing", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2
+    assert "HF_HUB_OFFLINE=1 is set" in missing.stderr

@@ -1,0 +1,181 @@
+"""VJEPA2Critic on a tiny random VJEPA2Model: the surprise computation, its invariants and its errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hybridgen import CriticReport, VJEPA2Critic
+from hybridgen.testing import tiny_vjepa2_model
+
+
+@pytest.fixture(scope="module")
+def critic():
+    return VJEPA2Critic(tiny_vjepa2_model(seed=0))
+
+
+def random_clip(frames=24, height=32, width=32, seed=0):
+    return np.random.default_rng(seed).random((frames, height, width, 3), dtype=np.float32)
+
+
+def test_predictions_never_see_the_future(critic):
+    clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)  # (T, 3, H, W): one 16-frame window
+    changed = clip.clone()
+    changed[critic.context :] = torch.rand_like(changed[critic.context :])
+    with torch.no_grad():
+        before, after = critic.window_outputs([clip, changed])
+    assert torch.equal(before.predictions, after.predictions)  # bit-identical: the context is all it saw
+    assert not torch.equal(before.targets, after.targets)
+    assert not torch.equal(before.token_errors, after.token_errors)
+
+
+def test_model_forward_would_leak(critic):
+    """The reason the critic does not call VJEPA2Model.forward: its context has attended to the future."""
+    clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)
+    changed = clip.clone()
+    changed[critic.context :] = torch.rand_like(changed[critic.context :])
+    tokens_per_tubelet = critic.grid**2
+    num_context = critic.context // critic.tubelet * tokens_per_tubelet
+    num_tokens = 16 // critic.tubelet * tokens_per_tubelet
+    masks = {
+        "context_mask": [torch.arange(num_context).unsqueeze(0)],
+        "target_mask": [torch.arange(num_context, num_tokens).unsqueeze(0)],
+    }
+    with torch.no_grad():
+        outputs = [critic.model(critic.preprocess(c.unsqueeze(0)), **masks) for c in (clip, changed)]
+    assert not torch.equal(
+        outputs[0].predictor_output.last_hidden_state, outputs[1].predictor_output.last_hidden_state
+    )
+
+
+def test_later_windows_do_not_change_earlier_predictions(critic):
+    clip = torch.from_numpy(random_clip(32)).permute(0, 3, 1, 2)
+    changed = clip.clone()
+    changed[24:] = 0.5
+    with torch.no_grad():
+        before, after = critic.window_outputs([clip, changed])
+    # windows starting at 0, 8, 16 have contexts [0, 8), [8, 16), [16, 24): untouched
+    assert before.window_starts.tolist() == [0, 8, 16]
+    assert torch.equal(before.predictions, after.predictions)
+    assert torch.equal(before.targets[:2], after.targets[:2])
+
+
+def test_report_shapes_and_aggregation(critic):
+    report = critic.score(random_clip(24))
+    assert isinstance(report, CriticReport)
+    assert report.window_starts.tolist() == [0, 8]
+    assert report.window_surprise.shape == (2,)
+    target_tubelets = (critic.window - critic.context) // critic.tubelet
+    assert report.token_errors.shape == (2, target_tubelets, critic.grid, critic.grid)
+    assert report.surprise == pytest.approx(float(report.window_surprise.mean()), rel=1e-6)
+    assert report.surprise > 0
+    assert np.isnan(report.frame_surprise()[: critic.context]).all()
+    assert np.isfinite(report.frame_surprise()[critic.context :]).all()
+    maximum = VJEPA2Critic(critic.model, aggregate="max").score(random_clip(24))
+    assert maximum.surprise == pytest.approx(float(report.window_surprise.max()), rel=1e-6)
+
+
+def test_tail_window_covers_the_end(critic):
+    report = critic.score(random_clip(21))
+    assert report.window_starts.tolist() == [0, 5]  # 21 - 16 = 5: the last window ends on the last frame
+
+
+def test_batch_equals_one_by_one(critic):
+    clips = [random_clip(24, seed=1), random_clip(18, 40, 48, seed=2), random_clip(7, seed=3)]
+    batched = critic.score_batch(clips)
+    single = [critic.score(clip) for clip in clips]
+    for a, b in zip(batched, single):
+        assert a.surprise == pytest.approx(b.surprise, rel=1e-5)
+        np.testing.assert_allclose(a.token_errors, b.token_errors, rtol=1e-5, atol=1e-6)
+
+
+def test_same_clip_same_score(critic):
+    assert critic.score(random_clip(24)).surprise == critic.score(random_clip(24)).surprise
+
+
+def test_every_input_format_gives_the_same_score(critic):
+    uint8 = (random_clip(16) * 255).round().astype(np.uint8)
+    reference = critic.score(uint8).surprise
+    as_float = uint8.astype(np.float32) / 255
+    as_tensor = torch.from_numpy(as_float).permute(0, 3, 1, 2)
+    as_pil = [Image.fromarray(frame) for frame in uint8]
+    for video in (as_float, as_tensor, as_pil):
+        assert critic.score(video).surprise == pytest.approx(reference, rel=1e-5)
+
+
+def test_short_clip_uses_a_shrunken_window(critic):
+    report = critic.score(random_clip(6))
+    assert (report.window, report.context) == (6, 2)
+    assert report.window_starts.tolist() == [0]
+
+
+def test_clip_too_short_is_refused(critic):
+    with pytest.raises(ValueError, match="at least 4"):
+        critic.score(random_clip(3))
+
+
+@pytest.mark.parametrize(
+    ("video", "message"),
+    [
+        (np.full((16, 32, 32, 3), np.nan, dtype=np.float32), "NaN"),
+        (np.zeros((16, 32, 32), dtype=np.float32), "shape"),
+        (np.full((16, 32, 32, 3), 2.0, dtype=np.float32), "range"),
+        (np.zeros((16, 32, 32, 3), dtype=np.int64), "dtype"),
+    ],
+)
+def test_bad_clips_get_one_clear_error(critic, video, message):
+    with pytest.raises(ValueError, match=message):
+        critic.score(video)
+
+
+def test_non_square_frames_are_resized_and_centre_cropped(critic):
+    wide = random_clip(16, 32, 64)
+    pixels = critic.preprocess(torch.from_numpy(wide).permute(0, 3, 1, 2).unsqueeze(0))
+    assert pixels.shape == (1, 16, 3, critic.crop_size, critic.crop_size)
+    # the centre crop of a 32x64 frame at scale 1 is columns 16..48
+    centre = torch.from_numpy(wide[:, :, 16:48]).permute(0, 3, 1, 2).unsqueeze(0)
+    torch.testing.assert_close(pixels, critic.preprocess(centre))
+
+
+def test_temporal_resampling_to_the_critics_fps():
+    critic = VJEPA2Critic(tiny_vjepa2_model(seed=0), fps=8)
+    report = critic.score(random_clip(32), fps=16)
+    assert report.frame_indices.tolist() == list(range(0, 32, 2))
+    assert critic.score(random_clip(32)).frame_indices.shape == (32,)  # unknown fps: scored as given
+
+
+def test_differentiable_surprise_matches_score_and_has_gradients(critic):
+    clip = random_clip(16)
+    video = torch.from_numpy(clip).permute(0, 3, 1, 2).requires_grad_(True)
+    surprise = critic.surprise(video)
+    surprise.backward()
+    assert surprise.item() == pytest.approx(critic.score(clip).surprise, rel=1e-5)
+    assert video.grad is not None and video.grad.abs().sum() > 0
+    batched = critic.surprise(torch.stack([video.detach(), video.detach()]))
+    assert batched.shape == (2,)
+
+
+def test_top_fraction_focuses_on_the_worst_tokens(critic):
+    focused = VJEPA2Critic(critic.model, top_fraction=0.1)
+    clip = random_clip(24)
+    assert focused.score(clip).surprise > critic.score(clip).surprise
+    assert focused.score(clip).token_reduce == "topk:0.1"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"window": 15}, "multiple of the tubelet"),
+        ({"window": 8, "context": 8}, "less than window"),
+        ({"aggregate": "median"}, "aggregate"),
+        ({"top_fraction": 0.0}, "top_fraction"),
+    ],
+)
+def test_bad_critic_options(critic, options, message):
+    with pytest.raises(ValueError, match=message):
+        VJEPA2Critic(critic.model, **options)
+
+
+def test_critic_needs_a_vjepa2_model():
+    with pytest.raises(TypeError, match="VJEPA2Model"):
+        VJEPA2Critic(torch.nn.Linear(2, 2))

@@ -1,0 +1,90 @@
+"""Loading models by local directory and by Hub id from a pre-populated cache, offline."""
+
+import json
+
+import huggingface_hub
+import pytest
+import torch
+
+from hybridgen import HybridPipeline, VJEPA2Critic
+from hybridgen.models import ModelNotFoundError
+from hybridgen.testing import TINY_CALL_KWARGS, populate_hf_cache, tiny_pipeline, tiny_vjepa2_model
+
+CRITIC_ID = "hybridgen-test/tiny-vjepa2"
+GENERATOR_ID = "hybridgen-test/tiny-wan"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Tiny critic and Wan pipeline saved with save_pretrained, and a Hub cache holding both."""
+    root = tmp_path_factory.mktemp("models")
+    critic_dir, generator_dir, cache = root / "critic", root / "generator", root / "hub-cache"
+    tiny_vjepa2_model(seed=3).save_pretrained(critic_dir)
+    (critic_dir / "video_preprocessor_config.json").write_text(
+        json.dumps({"size": {"shortest_edge": 36}, "image_mean": [0.5] * 3, "image_std": [0.25] * 3})
+    )
+    tiny_pipeline("wan").save_pretrained(generator_dir)
+    populate_hf_cache(cache, CRITIC_ID, critic_dir)
+    populate_hf_cache(cache, GENERATOR_ID, generator_dir)
+    return {"critic": critic_dir, "generator": generator_dir, "cache": cache}
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_critic_from_local_directory(saved):
+    critic = VJEPA2Critic.from_pretrained(str(saved["critic"]), window=8)
+    reference = tiny_vjepa2_model(seed=3)
+    for name, weight in reference.state_dict().items():
+        torch.testing.assert_close(critic.model.state_dict()[name], weight)
+    assert critic.window == 8 and critic.context == 4
+    # the checkpoint's video processor config sets the preprocessing
+    assert critic.resize_to == 36
+    assert critic.image_mean.flatten().tolist() == [0.5] * 3
+    assert critic.image_std.flatten().tolist() == [0.25] * 3
+
+
+def test_hub_ids_load_offline_from_the_cache(saved, offline):
+    pipe = HybridPipeline.from_pretrained(GENERATOR_ID, critic=CRITIC_ID, cache_dir=str(saved["cache"]))
+    assert type(pipe.pipeline).__name__ == "WanPipeline"
+    assert pipe.critic.resize_to == 36
+    out = pipe(
+        "a red ball",
+        num_candidates=2,
+        generator=torch.Generator().manual_seed(0),
+        show_progress=False,
+        **TINY_CALL_KWARGS["wan"],
+    )
+    assert len(out.candidates) == 2
+
+
+def test_torch_dtype_is_forwarded(saved):
+    critic = VJEPA2Critic.from_pretrained(str(saved["critic"]), torch_dtype=torch.bfloat16)
+    assert critic.dtype == torch.bfloat16
+    report = critic.score(torch.rand(8, 3, 32, 32))
+    assert report.token_errors.dtype.name == "float32"
+
+
+def test_unknown_hub_id_offline(saved, offline):
+    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"):
+        VJEPA2Critic.from_pretrained("hybridgen-test/does-not-exist", cache_dir=str(saved["cache"]))
+    with pytest.raises(ModelNotFoundError, match="video pipeline"):
+        HybridPipeline.from_pretrained(
+            "hybridgen-test/does-not-exist", critic=CRITIC_ID, cache_dir=str(saved["cache"])
+        )
+
+
+def test_directory_without_weights(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="not a saved V-JEPA 2 model"):
+        VJEPA2Critic.from_pretrained(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="not a saved diffusers pipeline"):
+        HybridPipeline.from_pretrained(str(tmp_path), critic=CRITIC_ID)
+
+
+def test_empty_model_id():
+    with pytest.raises(ModelNotFoundError, match="non-empty"):
+        VJEPA2Critic.from_pretrained("")

@@ -20,6 +20,7 @@ from packaging.version import Version
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+CRITIC_CONFIG_FILE = "critic_config.json"
 
 # Names that resolve to weights shipped inside the package: name -> {"critic": dir, "generator": dir}.
 BUNDLED: dict[str, dict[str, Path]] = {}
@@ -92,7 +93,7 @@ def load_vjepa2(
     """Load a `VJEPA2Model` and its preprocessing settings.
 
     Returns:
-        `(model, processor)` where processor holds `resize_to`, `image_mean`, `image_std` for `VJEPA2Critic`.
+        `(model, settings)`: settings are `VJEPA2Critic` keyword defaults stored with the checkpoint.
     """
     from transformers import VJEPA2Model
 
@@ -107,30 +108,41 @@ def load_vjepa2(
         model = VJEPA2Model.from_pretrained(source, **dtype, **options)
     except (OSError, ValueError, HFValidationError) as error:
         raise _not_found(str(model_id), "V-JEPA 2 critic", error) from error
-    return model.eval(), _processor_settings(source, model.config.crop_size, options)
+    return model.eval(), _critic_settings(source, model.config.crop_size, options)
 
 
-def _processor_settings(source: str, crop_size: int, options: dict) -> dict:
-    """Resize/mean/std from the checkpoint's video processor config, when it ships one."""
+def _read_checkpoint_json(source: str, filename: str, options: dict) -> dict | None:
+    """A JSON file next to the weights (local directory or Hub repo), or None when the checkpoint has none."""
+    path = Path(source) / filename
+    if not Path(source).exists():
+        try:
+            path = Path(hf_hub_download(source, filename, **options))
+        except (EntryNotFoundError, LocalEntryNotFoundError, OSError, HFValidationError):
+            return None
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
+    """`VJEPA2Critic` keyword defaults stored with the checkpoint.
+
+    The video processor config (resize, mean/std) sets the preprocessing; a `critic_config.json` written by
+    `VJEPA2Critic.save_pretrained` sets the scoring options (window, context, direction, ...).
+    """
+    settings = {}
     for filename in PROCESSOR_FILES:
-        path = Path(source) / filename
-        if not path.is_file() and not Path(source).exists():
-            try:
-                path = Path(hf_hub_download(source, filename, **options))
-            except (EntryNotFoundError, LocalEntryNotFoundError, OSError, HFValidationError):
-                continue
-        if path.is_file():
-            config = json.loads(path.read_text())
-            settings = {}
-            shortest_edge = (config.get("size") or {}).get("shortest_edge")
-            if shortest_edge:
-                settings["resize_to"] = max(int(shortest_edge), crop_size)
-            if config.get("image_mean"):
-                settings["image_mean"] = tuple(config["image_mean"])
-            if config.get("image_std"):
-                settings["image_std"] = tuple(config["image_std"])
-            return settings
-    return {}
+        config = _read_checkpoint_json(source, filename, options)
+        if config is None:
+            continue
+        shortest_edge = (config.get("size") or {}).get("shortest_edge")
+        if shortest_edge:
+            settings["resize_to"] = max(int(shortest_edge), crop_size)
+        if config.get("image_mean"):
+            settings["image_mean"] = tuple(config["image_mean"])
+        if config.get("image_std"):
+            settings["image_std"] = tuple(config["image_std"])
+        break
+    settings.update(_read_checkpoint_json(source, CRITIC_CONFIG_FILE, options) or {})
+    return settings
 
 
 def load_video_pipeline(

@@ -179,3 +179,28 @@ def test_bad_critic_options(critic, options, message):
 def test_critic_needs_a_vjepa2_model():
     with pytest.raises(TypeError, match="VJEPA2Model"):
         VJEPA2Critic(torch.nn.Linear(2, 2))
+
+
+def test_backward_predictions_never_see_the_past():
+    critic = VJEPA2Critic(tiny_vjepa2_model(seed=0), direction="backward")
+    clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)
+    changed = clip.clone()
+    changed[: 16 - critic.context] = torch.rand_like(changed[: 16 - critic.context])
+    with torch.no_grad():
+        before, after = critic.window_outputs([clip, changed])
+    assert torch.equal(before.predictions, after.predictions)
+    assert not torch.equal(before.token_errors, after.token_errors)
+    assert before.target_offsets.tolist() == [0, 2, 4, 6]
+
+
+def test_both_directions_score_the_union_of_their_tokens(critic):
+    both = VJEPA2Critic(critic.model, direction="both")
+    backward = VJEPA2Critic(critic.model, direction="backward")
+    clip = random_clip(24)
+    report = both.score(clip)
+    assert report.direction == "both"
+    assert report.token_errors.shape == (2, 8, critic.grid, critic.grid)
+    assert report.target_offsets.tolist() == [8, 10, 12, 14, 0, 2, 4, 6]
+    expected = (critic.score(clip).surprise + backward.score(clip).surprise) / 2
+    assert report.surprise == pytest.approx(expected, rel=1e-5)
+    assert np.isfinite(report.frame_surprise()).all()  # every frame is predicted from one side or the other

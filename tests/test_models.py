@@ -69,7 +69,9 @@ def test_torch_dtype_is_forwarded(saved):
 
 
 def test_unknown_hub_id_offline(saved, offline):
-    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"):
+    with pytest.raises(
+        ModelNotFoundError, match="HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"
+    ):
         VJEPA2Critic.from_pretrained("hybridgen-test/does-not-exist", cache_dir=str(saved["cache"]))
     with pytest.raises(ModelNotFoundError, match="video pipeline"):
         HybridPipeline.from_pretrained(
@@ -88,3 +90,16 @@ def test_directory_without_weights(tmp_path):
 def test_empty_model_id():
     with pytest.raises(ModelNotFoundError, match="non-empty"):
         VJEPA2Critic.from_pretrained("")
+
+
+def test_critic_save_pretrained_keeps_its_scoring_options(tmp_path):
+    critic = VJEPA2Critic(
+        tiny_vjepa2_model(seed=1), window=8, context=4, stride=2, direction="both", top_fraction=0.2
+    )
+    critic.save_pretrained(tmp_path / "critic")
+    loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"))
+    assert loaded.scoring_config() == critic.scoring_config()
+    clip = torch.rand(12, 3, 32, 32)
+    assert loaded.score(clip).surprise == pytest.approx(critic.score(clip).surprise, rel=1e-6)
+    overridden = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"), direction="forward", stride=4)
+    assert (overridden.direction, overridden.stride, overridden.window) == ("forward", 4, 8)

@@ -21,9 +21,11 @@ class CriticReport:
         token_errors: `(n_windows, T_target, G, G)` L1 error of every predicted token: `T_target` target
             tubelets per window on a `G x G` spatial grid. Where in space and time the surprise is.
         window: frames per window; `context`: of those, frames the predictor sees; `tubelet`: frames per token.
+        target_offsets: `(T_target,)` first frame, within its window, of each predicted tubelet.
         frame_indices: `(T_critic,)` index into the input clip of each frame the critic saw.
         aggregate: how window scores were reduced to `surprise` ("mean" or "max").
         token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
+        direction: which way in time the critic predicted: "forward", "backward" or "both".
     """
 
     surprise: float
@@ -33,9 +35,11 @@ class CriticReport:
     window: int
     context: int
     tubelet: int
+    target_offsets: np.ndarray
     frame_indices: np.ndarray
     aggregate: str
     token_reduce: str
+    direction: str = "forward"
 
     @property
     def num_windows(self) -> int:
@@ -52,8 +56,8 @@ class CriticReport:
         count = np.zeros(num_frames, dtype=np.float64)
         per_tubelet = self.token_errors.mean(axis=(2, 3))  # (n_windows, T_target)
         for start, errors in zip(self.window_starts, per_tubelet):
-            for k, value in enumerate(errors):
-                first = int(start) + self.context + k * self.tubelet
+            for offset, value in zip(self.target_offsets, errors):
+                first = int(start) + int(offset)
                 total[first : first + self.tubelet] += value
                 count[first : first + self.tubelet] += 1
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,4 +75,5 @@ class CriticReport:
             "num_frames_scored": int(self.frame_indices.shape[0]),
             "aggregate": self.aggregate,
             "token_reduce": self.token_reduce,
+            "direction": self.direction,
         }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from hybridgen.video import as_frames
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AGGREGATES = ("mean", "max")
+DIRECTIONS = {"forward": ("forward",), "backward": ("backward",), "both": ("forward", "backward")}
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class WindowOutputs:
     """Raw tensors of one scoring pass, for inspection and tests.
 
     predictions, targets: `(n_windows, N_target, D)`; token_errors: `(n_windows, N_target)`;
-    window_starts: `(n_windows,)`; window/context in frames.
+    window_starts: `(n_windows,)`; window/context in frames; target_offsets: `(T_target,)` first frame of each
+    predicted tubelet within its window.
     """
 
     predictions: torch.Tensor
@@ -46,6 +49,7 @@ class WindowOutputs:
     window_starts: np.ndarray
     window: int
     context: int
+    target_offsets: np.ndarray
 
 
 class VJEPA2Critic:
@@ -59,6 +63,8 @@ class VJEPA2Critic:
         aggregate: "mean" or "max" over windows.
         top_fraction: if set, a window's score is the mean of its `top_fraction` most surprising tokens
             instead of all of them (a local violation is not drowned in easy background tokens).
+        direction: "forward" predicts each window's end from its start; "backward" its start from its end (a
+            vanishing object is an unpredictable appearance backwards); "both" scores the union of the two.
         fps: frame rate the critic wants; clips scored with a known `fps` are resampled to it.
         resize_to: shorter-side size before the centre crop (default: the crop size, i.e. the whole frame).
         image_mean, image_std: per-channel normalisation (default: ImageNet).
@@ -74,6 +80,7 @@ class VJEPA2Critic:
         stride: int | None = None,
         aggregate: str = "mean",
         top_fraction: float | None = None,
+        direction: str = "forward",
         fps: float | None = None,
         resize_to: int | None = None,
         image_mean: Sequence[float] = IMAGENET_MEAN,
@@ -106,6 +113,8 @@ class VJEPA2Critic:
             raise ValueError(f"aggregate={aggregate!r} is not one of {AGGREGATES}.")
         if top_fraction is not None and not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction={top_fraction} must be in (0, 1].")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r} is not one of {tuple(DIRECTIONS)}.")
         if fps is not None and fps <= 0:
             raise ValueError(f"fps={fps} must be positive.")
         if batch_size < 1:
@@ -113,6 +122,8 @@ class VJEPA2Critic:
         self.window, self.context, self.stride = window, context, stride
         self.aggregate = aggregate
         self.top_fraction = top_fraction
+        self.direction = direction
+        self.directions = DIRECTIONS[direction]
         self.fps = fps
         self.resize_to = self.crop_size if resize_to is None else int(resize_to)
         if self.resize_to < self.crop_size:
@@ -135,19 +146,21 @@ class VJEPA2Critic:
         window: int | None = None,
         context: int | None = None,
         stride: int | None = None,
-        aggregate: str = "mean",
+        aggregate: str | None = None,
         top_fraction: float | None = None,
+        direction: str | None = None,
         fps: float | None = None,
         batch_size: int = 8,
     ) -> VJEPA2Critic:
-        """Load a critic from a Hub id (e.g. "facebook/vjepa2-vitl-fpc64-256") or a local directory.
+        """Load a critic from a Hub id (e.g. "facebook/vjepa2-vitl-fpc64-256"), a local directory or "toyworld".
 
-        The checkpoint's video processor config (crop, resize, mean/std), when present, sets the
-        preprocessing. Honours `HF_HUB_OFFLINE`; never runs remote code.
+        Defaults come from the checkpoint: its video processor config (resize, mean/std) and, if present, the
+        `critic_config.json` that `save_pretrained` writes (window, context, direction, ...); arguments given
+        here override them. Honours `HF_HUB_OFFLINE`; never runs remote code.
         """
         from hybridgen.models import load_vjepa2
 
-        model, processor = load_vjepa2(
+        model, settings = load_vjepa2(
             model_id,
             torch_dtype=torch_dtype,
             revision=revision,
@@ -156,17 +169,45 @@ class VJEPA2Critic:
         )
         if device is not None:
             model = model.to(device)
-        return cls(
-            model,
-            window=window,
-            context=context,
-            stride=stride,
-            aggregate=aggregate,
-            top_fraction=top_fraction,
-            fps=fps,
-            batch_size=batch_size,
-            **processor,
-        )
+        given = {
+            "window": window,
+            "context": context,
+            "stride": stride,
+            "aggregate": aggregate,
+            "top_fraction": top_fraction,
+            "direction": direction,
+            "fps": fps,
+        }
+        unknown = set(settings) - set(given) - {"resize_to", "image_mean", "image_std"}
+        if unknown:
+            raise ValueError(f"{model_id!r} has unknown critic settings {sorted(unknown)} in its config.")
+        settings.update({name: value for name, value in given.items() if value is not None})
+        return cls(model, batch_size=batch_size, **settings)
+
+    def scoring_config(self) -> dict:
+        """The scoring options `save_pretrained` stores next to the weights."""
+        return {
+            "window": self.window,
+            "context": self.context,
+            "stride": self.stride,
+            "aggregate": self.aggregate,
+            "top_fraction": self.top_fraction,
+            "direction": self.direction,
+            "fps": self.fps,
+            "resize_to": self.resize_to,
+            "image_mean": self.image_mean.flatten().tolist(),
+            "image_std": self.image_std.flatten().tolist(),
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model (`save_pretrained`, safetensors) and `critic_config.json`; `from_pretrained` reads both."""
+        from hybridgen.models import CRITIC_CONFIG_FILE
+        from hybridgen.video import write_json_atomic
+
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        write_json_atomic(self.scoring_config(), directory / CRITIC_CONFIG_FILE)
+        return directory
 
     @property
     def device(self) -> torch.device:
@@ -252,13 +293,19 @@ class VJEPA2Critic:
             predictions = torch.stack([results[(i, s)][0] for s in starts[i]])  # (n_windows, N_target, D)
             targets = torch.stack([results[(i, s)][1] for s in starts[i]])
             token_errors = (predictions.float() - targets.float()).abs().mean(dim=-1)  # (n_windows, N_target)
+            offsets = self.target_offsets(window, context)
             outputs.append(
-                WindowOutputs(predictions, targets, token_errors, np.asarray(starts[i]), window, context)
+                WindowOutputs(
+                    predictions, targets, token_errors, np.asarray(starts[i]), window, context, offsets
+                )
             )
         return outputs
 
     def predict(self, windows: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predict the future tokens of preprocessed windows from their first `context` frames.
+        """Predict the tokens of preprocessed windows that the predictor does not see from those it does.
+
+        "forward" predicts the last `W - context` frames from the first `context`; "backward" the first
+        `W - context` from the last `context`; with direction "both", forward tokens come first.
 
         Args:
             windows: `(B, W, 3, S, S)` normalised pixels; `context`: frames the predictor may see.
@@ -270,17 +317,30 @@ class VJEPA2Critic:
         num_context = context // self.tubelet * tokens_per_tubelet
         num_tokens = window // self.tubelet * tokens_per_tubelet
         windows = windows.to(self.device, self.dtype)
-
-        context_features = self.model.encoder(pixel_values_videos=windows[:, :context]).last_hidden_state
-        context_mask = torch.arange(num_context, device=self.device).expand(batch, -1)  # (B, N_ctx)
-        target_mask = torch.arange(num_context, num_tokens, device=self.device).expand(batch, -1)
-        prediction = self.model.predictor(
-            context_features, context_mask=[context_mask], target_mask=[target_mask]
-        ).last_hidden_state  # (B, N_target, D)
-
         features = self.model.encoder(pixel_values_videos=windows).last_hidden_state  # (B, N, D)
-        target = F.layer_norm(features[:, num_context:], (features.shape[-1],))  # (B, N_target, D)
-        return prediction, target
+        predictions, targets = [], []
+        for direction in self.directions:
+            if direction == "forward":
+                context_frames = windows[:, :context]
+                context_ids = torch.arange(num_context, device=self.device)
+                target_ids = torch.arange(num_context, num_tokens, device=self.device)
+            else:
+                context_frames = windows[:, window - context :]
+                context_ids = torch.arange(num_tokens - num_context, num_tokens, device=self.device)
+                target_ids = torch.arange(num_tokens - num_context, device=self.device)
+            # the context frames are encoded alone: they never attend to the frames to be predicted
+            context_features = self.model.encoder(pixel_values_videos=context_frames).last_hidden_state
+            # the predictor gathers its context from a full-length sequence by position: place it there
+            sequence = features.new_zeros(features.shape)  # (B, N, D)
+            sequence[:, context_ids] = context_features
+            prediction = self.model.predictor(
+                sequence,
+                context_mask=[context_ids.expand(batch, -1)],  # (B, N_ctx) positions of the context tokens
+                target_mask=[target_ids.expand(batch, -1)],  # (B, N_target) positions to predict
+            ).last_hidden_state  # (B, N_target, D)
+            predictions.append(prediction)
+            targets.append(F.layer_norm(features[:, target_ids], (features.shape[-1],)))  # (B, N_target, D)
+        return torch.cat(predictions, dim=1), torch.cat(targets, dim=1)
 
     # ------------------------------------------------------------------ helpers
     def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
@@ -317,6 +377,12 @@ class VJEPA2Critic:
             starts.append(num_frames - window)
         return starts
 
+    def target_offsets(self, window: int, context: int) -> np.ndarray:
+        """First frame (within a window) of each predicted tubelet, in the order of the token errors."""
+        forward = np.arange(context, window, self.tubelet)
+        backward = np.arange(0, window - context, self.tubelet)
+        return np.concatenate([forward if d == "forward" else backward for d in self.directions])
+
     def _frame_indices(self, num_frames: int, fps: float | None) -> np.ndarray:
         if fps is not None and fps <= 0:
             raise ValueError(f"fps={fps} must be positive.")
@@ -338,8 +404,7 @@ class VJEPA2Critic:
 
     def _report(self, outputs: WindowOutputs, frame_indices: np.ndarray) -> CriticReport:
         errors = outputs.token_errors.float()
-        target_tubelets = (outputs.window - outputs.context) // self.tubelet
-        token_map = errors.reshape(-1, target_tubelets, self.grid, self.grid).cpu().numpy()
+        token_map = errors.reshape(-1, len(outputs.target_offsets), self.grid, self.grid).cpu().numpy()
         token_reduce = "mean" if self.top_fraction is None else f"topk:{self.top_fraction:g}"
         return CriticReport(
             surprise=float(self._reduce_windows(errors)),
@@ -349,9 +414,11 @@ class VJEPA2Critic:
             window=outputs.window,
             context=outputs.context,
             tubelet=self.tubelet,
+            target_offsets=outputs.target_offsets,
             frame_indices=frame_indices,
             aggregate=self.aggregate,
             token_reduce=token_reduce,
+            direction=self.direction,
         )
 
     def __repr__(self) -> str:

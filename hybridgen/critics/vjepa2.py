@@ -320,25 +320,11 @@ class VJEPA2Critic:
         features = self.model.encoder(pixel_values_videos=windows).last_hidden_state  # (B, N, D)
         predictions, targets = [], []
         for direction in self.directions:
-            if direction == "forward":
-                context_frames = windows[:, :context]
-                context_ids = torch.arange(num_context, device=self.device)
-                target_ids = torch.arange(num_context, num_tokens, device=self.device)
-            else:
-                context_frames = windows[:, window - context :]
-                context_ids = torch.arange(num_tokens - num_context, num_tokens, device=self.device)
-                target_ids = torch.arange(num_tokens - num_context, device=self.device)
+            context_ids, target_ids = mask_ids(direction, num_context, num_tokens, self.device)
+            context_frames = windows[:, :context] if direction == "forward" else windows[:, window - context :]
             # the context frames are encoded alone: they never attend to the frames to be predicted
             context_features = self.model.encoder(pixel_values_videos=context_frames).last_hidden_state
-            # the predictor gathers its context from a full-length sequence by position: place it there
-            sequence = features.new_zeros(features.shape)  # (B, N, D)
-            sequence[:, context_ids] = context_features
-            prediction = self.model.predictor(
-                sequence,
-                context_mask=[context_ids.expand(batch, -1)],  # (B, N_ctx) positions of the context tokens
-                target_mask=[target_ids.expand(batch, -1)],  # (B, N_target) positions to predict
-            ).last_hidden_state  # (B, N_target, D)
-            predictions.append(prediction)
+            predictions.append(predict_tokens(self.model.predictor, context_features, context_ids, target_ids))
             targets.append(F.layer_norm(features[:, target_ids], (features.shape[-1],)))  # (B, N_target, D)
         return torch.cat(predictions, dim=1), torch.cat(targets, dim=1)
 
@@ -427,6 +413,44 @@ class VJEPA2Critic:
             f"VJEPA2Critic({name!r}, window={self.window}, context={self.context}, stride={self.stride}, "
             f"crop={self.crop_size}, aggregate={self.aggregate!r})"
         )
+
+
+def mask_ids(
+    direction: str, num_context: int, num_tokens: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token positions `(context_ids, target_ids)` of a window of `num_tokens` (frame-major) tokens.
+
+    "forward": the first `num_context` tokens predict the rest; "backward": the last `num_context` predict the rest.
+    """
+    if direction == "forward":
+        return torch.arange(num_context, device=device), torch.arange(num_context, num_tokens, device=device)
+    if direction == "backward":
+        first = num_tokens - num_context
+        return torch.arange(first, num_tokens, device=device), torch.arange(first, device=device)
+    raise ValueError(f"direction={direction!r} must be 'forward' or 'backward'.")
+
+
+def predict_tokens(
+    predictor, context_features: torch.Tensor, context_ids: torch.Tensor, target_ids: torch.Tensor
+) -> torch.Tensor:
+    """Run a `VJEPA2Predictor` on context features encoded alone.
+
+    Args:
+        context_features: `(B, N_ctx, D)` encoder output of the context frames only.
+        context_ids, target_ids: `(N_ctx,)` and `(N_target,)` token positions in the window.
+    Returns:
+        `(B, N_target, D)` predicted target features.
+    """
+    batch, _, dim = context_features.shape
+    num_tokens = int(max(context_ids.max(), target_ids.max())) + 1
+    # the predictor gathers its context from a full-length sequence by position: place it there
+    sequence = context_features.new_zeros(batch, num_tokens, dim)  # (B, N, D)
+    sequence[:, context_ids] = context_features
+    return predictor(
+        sequence,
+        context_mask=[context_ids.expand(batch, -1)],  # (B, N_ctx)
+        target_mask=[target_ids.expand(batch, -1)],  # (B, N_target)
+    ).last_hidden_state
 
 
 def _round_down(value: int, multiple: int) -> int:

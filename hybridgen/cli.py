@@ -46,6 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
     score.add_argument("--aggregate", choices=("mean", "max"), default="mean", help="window reduction")
     _add_device_options(score)
+
+    train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
+    train.add_argument("output", type=Path, help="directory for the trained critic and its checkpoints")
+    train.add_argument(
+        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of videos"
+    )
+    train.add_argument(
+        "--init", help="start from this V-JEPA 2 checkpoint (Hub id or directory); default: random"
+    )
+    train.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    train.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    train.add_argument("--window", type=int, default=8, help="frames per training clip (default 8)")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    train.add_argument("--eval-every", type=int, default=250, help="steps between violation-pair evaluations")
+    train.add_argument(
+        "--eval-pairs", type=int, default=8, help="pairs per violation kind at each evaluation"
+    )
+    train.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -121,6 +143,33 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_critic(args: argparse.Namespace) -> int:
+    from hybridgen.training.critic import train_critic
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = train_critic(
+        args.output,
+        data=args.data,
+        init=args.init,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        window=args.window,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        eval_pairs=args.eval_pairs,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        resume=not args.no_resume,
+        show_progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS = {"generate": run_generate, "score": run_score, "train-critic": run_train_critic}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quiet:
@@ -132,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from hybridgen.models import ModelNotFoundError
 
     try:
-        return run_generate(args) if args.command == "generate" else run_score(args)
+        return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, ModelNotFoundError) as error:
         print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
         return 2

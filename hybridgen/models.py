@@ -22,8 +22,16 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
 CRITIC_CONFIG_FILE = "critic_config.json"
 
-# Names that resolve to weights shipped inside the package: name -> {"critic": dir, "generator": dir}.
-BUNDLED: dict[str, dict[str, Path]] = {}
+WEIGHTS_DIR = Path(__file__).parent / "toyworld" / "weights"
+
+
+def _bundled() -> dict[str, dict[str, Path]]:
+    """Names that resolve to weights shipped inside the package: name -> {role: directory}."""
+    roles = {role: WEIGHTS_DIR / role for role in ("critic", "generator") if (WEIGHTS_DIR / role).is_dir()}
+    return {"toyworld": roles} if roles else {}
+
+
+BUNDLED: dict[str, dict[str, Path]] = _bundled()
 
 
 def dtype_keyword(package: str, renamed_in: str) -> str:

@@ -1,0 +1,447 @@
+"""V-JEPA-style self-supervised training of a transformers `VJEPA2Model` critic.
+
+One step, on a batch of plausible clips `x` of `window` frames:
+
+    target  = layer_norm(ema_encoder(x))                      # (B, N, D), no gradient
+    for direction in (forward, backward):                      # the same masks the surprise score uses
+        k       = random number of context tubelets in [1, window/tubelet - 1]
+        ctx     = encoder(context frames alone)                # (B, k*G*G, D)
+        pred    = predictor(ctx, context ids, target ids)      # (B, N_target, D)
+        err     = |pred - target[:, target ids]|.mean(-1)      # (B, N_target) per-token L1
+        loss   += (1 - w) * mean(err) + w * mean(top 10% of err per clip)
+    ema_encoder <- m * ema_encoder + (1 - m) * encoder         # m rises from ema_start to ema_end
+
+The trainer never sees a violation: surprise at impossible events must emerge from learning to predict.
+A collapse monitor watches the spread of the target embeddings across samples and tokens and stops training
+when it vanishes. Checkpoints (`save_pretrained`, safetensors) make a run resumable.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import VJEPA2Config, VJEPA2Model
+
+from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens
+
+
+def toyworld_critic_config() -> VJEPA2Config:
+    """The architecture of the bundled toy-world critic: a V-JEPA 2 ViT of ~0.95M parameters at 64x64.
+
+    8x8 patches give an 8x8 token grid (a ball of radius 3-8 px covers one to four tokens); 2-frame tubelets.
+    """
+    return VJEPA2Config(
+        crop_size=64,
+        patch_size=8,
+        tubelet_size=2,
+        frames_per_clip=16,
+        hidden_size=96,
+        num_attention_heads=3,
+        num_hidden_layers=4,
+        mlp_ratio=4.0,
+        pred_hidden_size=96,
+        pred_num_attention_heads=3,
+        pred_num_hidden_layers=4,
+        pred_mlp_ratio=4.0,
+    )
+
+
+@dataclass
+class CriticTrainingConfig:
+    """Hyper-parameters of `train_critic`. Steps and batch are in clips of `window` frames."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    window: int = 8
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_steps: int = 150
+    weight_decay: float = 0.04
+    grad_clip: float = 1.0
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    directions: tuple[str, ...] = ("forward", "backward")
+    hard_token_fraction: float = 0.1
+    hard_token_weight: float = 0.5
+    collapse_threshold: float = 0.05
+    collapse_patience: int = 20
+    eval_every: int = 250
+    eval_pairs: int = 8
+    checkpoint_every: int = 250
+    seed: int = 0
+    # how the exported critic scores clips (stored in critic_config.json)
+    scoring: dict = field(
+        default_factory=lambda: {
+            "window": 8,
+            "context": 4,
+            "stride": 2,
+            "direction": "both",
+            "top_fraction": 0.05,
+        }
+    )
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "window", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if not 0 < self.ema_start <= self.ema_end <= 1:
+            raise ValueError(f"need 0 < ema_start <= ema_end <= 1, got {self.ema_start}, {self.ema_end}.")
+        if not set(self.directions) <= {"forward", "backward"} or not self.directions:
+            raise ValueError(f"directions={self.directions} must be a non-empty subset of forward/backward.")
+
+
+class CollapseError(RuntimeError):
+    """The embeddings stopped varying across samples and tokens: the JEPA objective collapsed."""
+
+
+def learning_rate(step: int, config: CriticTrainingConfig) -> float:
+    """Linear warm-up, then cosine decay to `min_lr`."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def ema_momentum(step: int, config: CriticTrainingConfig) -> float:
+    return config.ema_start + (config.ema_end - config.ema_start) * min(1.0, step / config.steps)
+
+
+def hard_token_loss(errors: torch.Tensor, config: CriticTrainingConfig) -> torch.Tensor:
+    """Mean per-token L1, blended with the mean over each clip's hardest `hard_token_fraction` of tokens.
+
+    In sparse scenes (a few moving objects on a static background) the plain mean is minimised by predicting
+    the background everywhere; the hard-token term keeps the gradient on the tokens where something happens.
+    """
+    if config.hard_token_weight == 0:
+        return errors.mean()
+    k = max(1, math.ceil(config.hard_token_fraction * errors.shape[1]))
+    hard = errors.topk(k, dim=1).values.mean()
+    return (1 - config.hard_token_weight) * errors.mean() + config.hard_token_weight * hard
+
+
+def embedding_spread(features: torch.Tensor) -> float:
+    """Std of `(B, N, D)` features across samples and tokens, averaged over dims (0 = collapsed)."""
+    return float(features.reshape(-1, features.shape[-1]).float().std(dim=0).mean())
+
+
+class CriticTrainer:
+    """Trains `model` (encoder + predictor) against an EMA copy of its encoder.
+
+    Args:
+        model: a `VJEPA2Model` (random or pretrained); trained in place.
+        sample_clips: `(generator, batch_size, window) -> (B, W, 3, H, W)` float [0, 1] plausible clips.
+        config: hyper-parameters.
+        evaluate: optional `(critic) -> dict` called every `eval_every` steps with the exported critic.
+    """
+
+    def __init__(
+        self,
+        model: VJEPA2Model,
+        sample_clips: Callable[[torch.Generator, int, int], torch.Tensor],
+        config: CriticTrainingConfig,
+        evaluate: Callable[[VJEPA2Critic], dict] | None = None,
+    ):
+        if config.window % model.config.tubelet_size or config.window < 2 * model.config.tubelet_size:
+            raise ValueError(
+                f"window={config.window} must be a multiple of the tubelet size {model.config.tubelet_size} "
+                "and hold at least two tubelets."
+            )
+        # the critic only preprocesses here (it freezes the model it wraps, so it comes first)
+        self.preprocessor = VJEPA2Critic(model, **_preprocessing(config.scoring))
+        self.model = model.train().requires_grad_(True)
+        self.target_encoder = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        self.sample_clips = sample_clips
+        self.config = config
+        self.evaluate = evaluate
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict:
+        config, tubelet = self.config, self.model.config.tubelet_size
+        grid = self.preprocessor.grid
+        tubelets = config.window // tubelet
+        clips = self.sample_clips(self.generator, config.batch_size, config.window)  # (B, W, 3, H, W)
+        flip = torch.rand(len(clips), generator=self.generator) < 0.5  # mirror half the batch left-right
+        clips = torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips)
+        pixels = self.preprocessor.preprocess(clips)  # (B, W, 3, S, S)
+
+        with torch.no_grad():
+            target = self.target_encoder(pixel_values_videos=pixels).last_hidden_state  # (B, N, D)
+            target = F.layer_norm(target, (target.shape[-1],))
+        loss = torch.zeros(())
+        for direction in config.directions:
+            k = int(torch.randint(1, tubelets, (1,), generator=self.generator))  # context tubelets
+            context_ids, target_ids = mask_ids(direction, k * grid * grid, tubelets * grid * grid)
+            frames = pixels[:, : k * tubelet] if direction == "forward" else pixels[:, -k * tubelet :]
+            context = self.model.encoder(pixel_values_videos=frames).last_hidden_state  # (B, N_ctx, D)
+            prediction = predict_tokens(self.model.predictor, context, context_ids, target_ids)
+            errors = (prediction - target[:, target_ids]).abs().mean(dim=-1)  # (B, N_target) per-token L1
+            loss = loss + hard_token_loss(errors, config) / len(config.directions)
+
+        lr = learning_rate(self.step, config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        momentum = ema_momentum(self.step, config)
+        with torch.no_grad():
+            for ema, online in zip(self.target_encoder.parameters(), self.model.encoder.parameters()):
+                ema.lerp_(online, 1 - momentum)
+        self.step += 1
+        return {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "spread": embedding_spread(target),
+            "prediction_spread": embedding_spread(prediction.detach()),
+            "lr": lr,
+            "ema": momentum,
+        }
+
+    # ------------------------------------------------------------------ export, checkpoints
+    def export_critic(self) -> VJEPA2Critic:
+        """The critic to ship: the EMA encoder (the predictor's target) with the trained predictor."""
+        model = VJEPA2Model(self.model.config)
+        model.load_state_dict(self.model.state_dict())
+        model.encoder.load_state_dict(self.target_encoder.state_dict())
+        return VJEPA2Critic(model.eval(), **self.config.scoring)
+
+    def save_checkpoint(self, directory: Path) -> None:
+        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
+        temporary = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(temporary, ignore_errors=True)
+        self.model.save_pretrained(temporary / "model")
+        save_file(self.target_encoder.state_dict(), str(temporary / "target_encoder.safetensors"))
+        torch.save(
+            {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "history": self.history,
+                "config": asdict(self.config),
+            },
+            temporary / "trainer_state.pt",
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        temporary.rename(directory)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        model = VJEPA2Model.from_pretrained(directory / "model")
+        self.model.load_state_dict(model.state_dict())
+        self.target_encoder.load_state_dict(load_file(str(directory / "target_encoder.safetensors")))
+        state = torch.load(directory / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step = state["step"]
+        self.history = state["history"]
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> VJEPA2Critic:
+        """Train to `config.steps`, checkpointing into `output_dir/checkpoint`; return the exported critic.
+
+        The exported critic is also written to `output_dir` (`save_pretrained` + `critic_config.json`) and the
+        per-step log to `output_dir/training_log.jsonl`. Raises `CollapseError` (after a warning and a final
+        checkpoint) if the embeddings collapse.
+        """
+        output_dir = Path(output_dir)
+        checkpoint = output_dir / "checkpoint"
+        if resume and (checkpoint / "trainer_state.pt").is_file():
+            self.load_checkpoint(checkpoint)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_path = output_dir / "training_log.jsonl"
+        started = time.perf_counter()
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="train-critic", disable=not show_progress)
+        low_spread_steps = 0
+        while self.step < self.config.steps:
+            record = self.train_step()
+            low_spread_steps = (
+                low_spread_steps + 1 if record["spread"] < self.config.collapse_threshold else 0
+            )
+            if self.evaluate is not None and (
+                self.step % self.config.eval_every == 0 or self.step == self.config.steps
+            ):
+                record["eval"] = self.evaluate(self.export_critic())
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            self.history.append(record)
+            with log_path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", spread=f"{record['spread']:.3f}")
+            if low_spread_steps >= self.config.collapse_patience:
+                self.save_checkpoint(checkpoint)
+                message = (
+                    f"embeddings collapsed at step {self.step}: spread {record['spread']:.4f} < "
+                    f"{self.config.collapse_threshold} for {self.config.collapse_patience} steps; "
+                    "training stopped (checkpoint kept)."
+                )
+                warnings.warn(message, stacklevel=2)
+                raise CollapseError(message)
+            if self.step % self.config.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint)
+        bar.close()
+        self.save_checkpoint(checkpoint)
+        critic = self.export_critic()
+        critic.save_pretrained(output_dir)
+        return critic
+
+
+def _preprocessing(scoring: dict) -> dict:
+    return {key: scoring[key] for key in ("resize_to", "image_mean", "image_std") if key in scoring}
+
+
+# ---------------------------------------------------------------------- data
+class ToyWorldClips:
+    """An ever-refreshed pool of plausible toy-world clips, sampled as random windows.
+
+    Args:
+        pool_size: clips held in memory; `refresh` of them are replaced by new renders at every call.
+        num_frames, size: of each rendered clip (the world's defaults: 16 frames, 64 px, 8 fps).
+        seed: seeds of rendered clips start here and count up, so the data never repeats a clip.
+    """
+
+    def __init__(
+        self, pool_size: int = 1024, refresh: int = 8, num_frames: int = 16, size: int = 64, seed: int = 0
+    ):
+        from hybridgen.toyworld import make_clip
+
+        self._make_clip = make_clip
+        self.num_frames, self.size, self.refresh = num_frames, size, refresh
+        self.next_seed = seed
+        self.pool = np.stack([self._render() for _ in range(pool_size)])  # (P, T, H, W, 3) uint8
+
+    def _render(self) -> np.ndarray:
+        frames, _ = self._make_clip(self.next_seed, num_frames=self.num_frames, size=self.size)
+        self.next_seed += 1
+        return frames
+
+    def __call__(self, generator: torch.Generator, batch_size: int, window: int) -> torch.Tensor:
+        if window > self.num_frames:
+            raise ValueError(f"window={window} is longer than the rendered clips ({self.num_frames} frames).")
+        for index in torch.randint(len(self.pool), (self.refresh,), generator=generator).tolist():
+            self.pool[index] = self._render()
+        picks = torch.randint(len(self.pool), (batch_size,), generator=generator).tolist()
+        starts = torch.randint(self.num_frames - window + 1, (batch_size,), generator=generator).tolist()
+        clips = np.stack([self.pool[i, s : s + window] for i, s in zip(picks, starts)])  # (B, W, H, W, 3)
+        return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 255  # (B, W, 3, H, W)
+
+
+class VideoFolderClips:
+    """Random windows of the videos in a folder (any format `read_video` decodes), resized to `size`."""
+
+    EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v")
+
+    def __init__(self, folder: str | Path, size: int):
+        from hybridgen.video import read_video
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"training data folder not found: {folder}")
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in self.EXTENSIONS)
+        if not paths:
+            raise ValueError(f"no videos ({', '.join(self.EXTENSIONS)}) in {folder}.")
+        self.clips = []
+        for path in paths:
+            frames = torch.from_numpy(read_video(path)[0]).permute(0, 3, 1, 2)  # (T, 3, H, W)
+            self.clips.append(F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True))
+
+    def __call__(self, generator: torch.Generator, batch_size: int, window: int) -> torch.Tensor:
+        usable = [clip for clip in self.clips if clip.shape[0] >= window]
+        if not usable:
+            raise ValueError(f"no video in the folder has {window} frames.")
+        picks = torch.randint(len(usable), (batch_size,), generator=generator).tolist()
+        batch = []
+        for i in picks:
+            start = int(torch.randint(usable[i].shape[0] - window + 1, (1,), generator=generator))
+            batch.append(usable[i][start : start + window])
+        return torch.stack(batch)  # (B, W, 3, H, W)
+
+
+# ---------------------------------------------------------------------- entry point
+def train_critic(
+    output_dir: str | Path,
+    *,
+    data: str = "toyworld",
+    init: str | None = None,
+    steps: int = 2000,
+    batch_size: int = 16,
+    window: int = 8,
+    lr: float = 1e-3,
+    eval_every: int = 250,
+    eval_pairs: int = 8,
+    checkpoint_every: int = 250,
+    seed: int = 0,
+    resume: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    """Train a critic on `data` ("toyworld" or a folder of videos) and save it to `output_dir`.
+
+    Starts from `init` (a V-JEPA 2 checkpoint) or from random weights of `toyworld_critic_config()`. On the toy
+    world, every `eval_every` steps the exported critic is scored on `eval_pairs` violation pairs per kind
+    (never trained on). Returns a summary: steps, final loss, wall time, last evaluation.
+    """
+    from hybridgen.toyworld.evaluation import evaluate_violations, summarize
+
+    config = CriticTrainingConfig(
+        steps=steps,
+        batch_size=batch_size,
+        window=window,
+        lr=lr,
+        eval_every=eval_every,
+        eval_pairs=eval_pairs,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if init is None:
+            model = VJEPA2Model(toyworld_critic_config())
+        else:
+            from hybridgen.models import load_vjepa2
+
+            model, _ = load_vjepa2(init)
+    size = model.config.crop_size
+    sample_clips = ToyWorldClips(size=size, seed=seed) if data == "toyworld" else VideoFolderClips(data, size)
+
+    def evaluate(critic: VJEPA2Critic) -> dict:
+        def surprise(clips):
+            return [report.surprise for report in critic.score_batch(clips)]
+
+        results = evaluate_violations(surprise, num_pairs=eval_pairs, seed=EVAL_SEED, size=size)
+        return {kind: round(row["accuracy"], 3) for kind, row in summarize(results).items()}
+
+    trainer = CriticTrainer(model, sample_clips, config, evaluate if data == "toyworld" else None)
+    started = time.perf_counter()
+    trainer.fit(output_dir, resume=resume, show_progress=show_progress)
+    last = trainer.history[-1]
+    evaluations = [record["eval"] for record in trainer.history if "eval" in record]
+    return {
+        "output": str(output_dir),
+        "steps": trainer.step,
+        "final_loss": last["loss"],
+        "final_spread": last["spread"],
+        "seconds_this_run": round(time.perf_counter() - started, 1),
+        "last_evaluation": evaluations[-1] if evaluations else None,
+    }
+
+
+# seeds of the pairs watched during training; benchmarks and tuning use other ranges
+EVAL_SEED = 500_000

@@ -1,0 +1,282 @@
+"""Tests for hybridgen.toyworld: rendering bounds, determinism, physics, captions, violation pairs, the
+pixels-only physics checker, and render speed."""
+
+import time
+
+import numpy as np
+import pytest
+
+from hybridgen.toyworld import (
+    CLEAN_THRESHOLD,
+    COLOURS,
+    TERMS,
+    VIOLATION_KINDS,
+    Ball,
+    Scene,
+    describe,
+    make_clip,
+    make_violation_pair,
+    physics_error,
+    physics_report,
+    render,
+    run,
+    sample_scene,
+    simulate,
+)
+
+
+def _disc_masks(info, pad):
+    """(T, H, W) bool: pixels within radius + pad of any ball centre."""
+    S = info.scene.size
+    yy, xx = np.mgrid[0:S, 0:S] + 0.5
+    masks = np.zeros((len(info.trajectories), S, S), bool)
+    for t, centres in enumerate(info.trajectories):
+        for (cx, cy), b in zip(centres, info.scene.balls, strict=True):
+            masks[t] |= np.hypot(xx - cx, yy - cy) <= b.radius + pad
+    return masks
+
+
+# -----------------------------------------------------------------------------
+# rendering
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_render_bounds(size):
+    s = size / 64
+    for seed in range(8):
+        frames, info = make_clip(seed, size=size)
+        assert frames.dtype == np.uint8 and frames.shape == (16, size, size, 3)
+        assert 1 <= len(info.scene.balls) <= 3
+        # background (away from every ball's anti-aliased rim) is near-black
+        bg = frames[~_disc_masks(info, pad=1.5)]
+        assert bg.max() <= 40
+        for b in info.scene.balls:
+            assert 3 * s <= b.radius <= 8 * s
+            assert b.colour in COLOURS
+        # each ball's centre pixel shows its solid bright colour
+        for t, centres in enumerate(info.trajectories):
+            for cx, cy in centres:
+                assert frames[t, int(cy), int(cx)].max() >= 150
+        # anti-aliased: some rim pixels are strictly between background and ball colour
+        rim = frames[_disc_masks(info, pad=0.5) & ~_disc_masks(info, pad=-0.5)].max(-1)
+        assert ((rim > 45) & (rim < 140)).any()
+
+
+def test_colour_table_and_num_frames():
+    for name, rgb in COLOURS.items():
+        assert max(rgb) >= 150, name
+    assert set(COLOURS) == {"red", "green", "blue", "yellow", "cyan", "magenta", "white"}
+    frames, info = make_clip(3, num_frames=24, num_balls=2, colours=["red", "cyan"])
+    assert frames.shape == (24, 64, 64, 3)
+    assert [b.colour for b in info.scene.balls] == ["red", "cyan"]
+
+
+def test_determinism():
+    a, ia = make_clip(11)
+    b, ib = make_clip(11)
+    c, _ = make_clip(12)
+    assert np.array_equal(a, b) and ia.scene == ib.scene and ia.caption == ib.caption
+    assert not np.array_equal(a, c)
+    p = make_violation_pair("teleport", 5)
+    q = make_violation_pair("teleport", 5)
+    assert np.array_equal(p.impossible, q.impossible) and p.t_violation == q.t_violation
+
+
+def test_render_speed():
+    frames, info = make_clip(0, num_balls=3)
+    render(info.scene, info.trajectories, info.visible)  # warm up
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        render(info.scene, info.trajectories, info.visible)
+        times.append(time.perf_counter() - t0)
+    assert np.median(times) < 0.020, f"render took {np.median(times) * 1e3:.1f} ms"
+
+
+# -----------------------------------------------------------------------------
+# physics
+
+
+def test_gravity_between_bounces():
+    for seed in range(10):
+        scene = sample_scene(seed)
+        out = run(scene)
+        dt = scene.dt
+        pos, vel = out.positions, out.velocities  # (T, n, 2)
+        checked = 0
+        for i in range(len(scene.balls)):
+            for t in range(scene.num_frames - 1):
+                if any(b == i and t * dt <= tt < (t + 1) * dt + 1e-9 for tt, b, _ in out.events):
+                    continue
+                # free flight: vertical velocity grows downward by g dt, horizontal is constant
+                assert vel[t + 1, i, 1] - vel[t, i, 1] == pytest.approx(scene.gravity * dt, rel=1e-6)
+                assert vel[t + 1, i, 0] == pytest.approx(vel[t, i, 0], abs=1e-9)
+                checked += 1
+        assert checked > 0
+        assert scene.gravity > 0
+        # the balls stay inside the box
+        r = np.array([b.radius for b in scene.balls])
+        assert (pos >= r[:, None] - 1e-6).all() and (pos <= scene.size - r[:, None] + 1e-6).all()
+
+
+def test_restitution():
+    for seed in range(20):
+        assert 0.7 <= sample_scene(seed).restitution <= 1.0
+    for e in (0.7, 0.85, 1.0):
+        ball = Ball("red", 5.0, (32.0, 5.0), (0.0, 0.0))
+        scene = Scene((ball,), gravity=100.0, restitution=e, fps=100.0, num_frames=150)
+        out = run(scene)
+        vy = out.velocities[:, 0, 1]
+        hit = [t for t, _, what in out.events if what == "floor"][0]
+        k = int(hit * scene.fps)
+        before, after = vy[k], vy[k + 2]  # impact speed (down > 0) and rebound (up < 0)
+        assert -after / before == pytest.approx(e, abs=0.03)
+
+
+def test_ball_ball_collisions_conserve_momentum():
+    a = Ball("red", 5.0, (20.0, 30.0), (60.0, 0.0))
+    b = Ball("blue", 5.0, (44.0, 30.0), (-60.0, 0.0))
+    scene = Scene((a, b), gravity=0.0, restitution=1.0, fps=8.0, num_frames=4)
+    out = run(scene)
+    assert any(what == "ball" for _, _, what in out.events)
+    assert out.velocities[-1, 0, 0] < 0 < out.velocities[-1, 1, 0]  # bounced apart
+    assert out.velocities[-1, :, 0].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_simulate_shapes_and_validation():
+    scene = sample_scene(1, num_balls=2)
+    traj, vis = simulate(scene)
+    assert traj.shape == (16, 2, 2) and vis.shape == (16, 2) and vis.all()
+    with pytest.raises(ValueError, match="colour"):
+        Ball("purple", 4.0, (10.0, 10.0))
+    with pytest.raises(ValueError, match="outside"):
+        Scene((Ball("red", 4.0, (1.0, 10.0)),))
+    with pytest.raises(ValueError, match="num_balls"):
+        sample_scene(0, num_balls=4)
+    with pytest.raises(ValueError, match="motion"):
+        sample_scene(0, motion="flying")
+    with pytest.raises(ValueError, match="colours"):
+        sample_scene(0, num_balls=2, colours=["red"])
+    with pytest.raises(ValueError, match="visible"):
+        render(scene, traj, vis[:, :1])
+
+
+# -----------------------------------------------------------------------------
+# captions
+
+
+def test_captions():
+    still = dict(gravity=90.0, num_frames=4)  # too short to reach anything: 'falling'
+    one = Scene((Ball("red", 5.0, (32.0, 10.0)),), **still)
+    assert describe(one) == "a red ball falling"
+    two = Scene((Ball("blue", 5.0, (16.0, 10.0)), Ball("blue", 4.0, (48.0, 10.0))), **still)
+    assert describe(two) == "two blue balls falling"
+    three = Scene(
+        (
+            Ball("red", 5.0, (6.0, 10.0), (-50.0, 0.0)),
+            Ball("green", 4.0, (32.0, 10.0)),
+            Ball("white", 4.0, (50.0, 10.0)),
+        ),
+        **still,
+    )
+    assert describe(three) == "three balls bouncing"
+    words = {"a", "two", "three"}
+    for seed in range(30):
+        _, info = make_clip(seed)
+        count, *rest = info.caption.split()
+        assert count in words and rest[-1] in ("bouncing", "falling")
+        assert rest[-2] == ("ball" if count == "a" else "balls")
+        colours = {b.colour for b in info.scene.balls}
+        assert (len(rest) == 3) == (len(colours) == 1)
+        if len(colours) == 1:
+            assert rest[0] == next(iter(colours))
+    _, info = make_clip(4, num_balls=2, colours="yellow")
+    assert info.caption.startswith("two yellow balls")
+    frames, info = make_clip(1, num_balls=1, colours="green", motion="falling")
+    assert info.caption == "a green ball falling" and physics_error(frames) < CLEAN_THRESHOLD
+    assert make_clip(1, motion="bouncing")[1].caption.endswith("bouncing")
+
+
+# -----------------------------------------------------------------------------
+# violations
+
+
+@pytest.mark.parametrize("kind", sorted(VIOLATION_KINDS))
+def test_violation_twins(kind):
+    for seed in range(3):
+        p = make_violation_pair(kind, seed)
+        T = p.plausible.shape[0]
+        tv = p.t_violation
+        assert p.kind == kind and p.plausible.shape == p.impossible.shape == (T, 64, 64, 3)
+        assert 4 <= tv <= T - 4  # in the middle of the clip
+        assert np.array_equal(p.plausible[:tv], p.impossible[:tv])
+        assert not np.array_equal(p.plausible[tv], p.impossible[tv])
+        assert p.caption == describe(p.scene)
+        # the plausible member is exactly the normal render of its scene
+        traj, vis = simulate(p.scene)
+        assert np.array_equal(p.plausible, render(p.scene, traj, vis))
+
+
+def test_violation_arguments():
+    with pytest.raises(ValueError, match="unknown violation kind"):
+        make_violation_pair("levitate", 0)
+    with pytest.raises(ValueError, match="num_frames"):
+        make_violation_pair("vanish", 0, num_frames=6)
+    p = make_violation_pair("vanish", 0, size=96, num_frames=20, num_balls=2, colours="green")
+    assert p.impossible.shape == (20, 96, 96, 3) and len(p.scene.balls) == 2
+    assert not p.impossible_visible[p.t_violation :, p.ball].any()
+
+
+# -----------------------------------------------------------------------------
+# the physics checker
+
+
+def test_physics_error_clean_clips():
+    errors = [physics_error(make_clip(seed)[0]) for seed in range(50)]
+    assert max(errors) < CLEAN_THRESHOLD, errors
+
+
+def test_physics_report_structure_and_inputs():
+    frames, _ = make_clip(2)
+    rep = physics_report(frames)
+    assert set(rep.terms) == set(TERMS) and set(rep.per_frame) == set(TERMS)
+    assert all(v.shape == (16,) for v in rep.per_frame.values())
+    assert rep.total == pytest.approx(sum(rep.terms.values()))
+    assert rep.gravity > 0
+    assert physics_error(frames.astype(np.float32) / 255.0) == pytest.approx(rep.total, abs=1e-6)
+    with pytest.raises(ValueError, match="T, H, W, 3"):
+        physics_error(frames[..., 0])
+    with pytest.raises(ValueError, match="at least 3"):
+        physics_error(frames[:2])
+
+
+def test_physics_error_grows_with_flicker_and_vanishing():
+    frames, _ = make_clip(5)
+    base = physics_error(frames)
+    blink = frames.copy()
+    blink[8] = blink[0, :1, :1]  # one black frame: every ball vanishes and comes back
+    dim = frames.astype(np.float32) / 255.0
+    dim[8] *= 0.6  # global brightness flicker
+    assert physics_error(blink) > base + 0.1
+    rep = physics_report(dim)
+    assert rep.terms["flicker"] > 0 or rep.terms["colour"] > 0
+
+
+def test_physics_error_tolerates_mild_blur_and_noise():
+    rng = np.random.default_rng(0)
+    noisy = []
+    for seed in range(10):
+        x = make_clip(seed)[0].astype(np.float32) / 255.0
+        blur = (x + np.roll(x, 1, 1) + np.roll(x, -1, 1) + np.roll(x, 1, 2) + np.roll(x, -1, 2)) / 5.0
+        noisy.append(physics_error(np.clip(blur + rng.normal(0, 0.02, x.shape), 0, 1)))
+    p = make_violation_pair("teleport", 0)
+    assert np.median(noisy) < physics_error(p.impossible)
+
+
+@pytest.mark.parametrize("kind", sorted(VIOLATION_KINDS))
+def test_physics_error_separates_pairs(kind):
+    n, wins = 10, 0
+    for seed in range(n):
+        p = make_violation_pair(kind, seed)
+        wins += physics_error(p.impossible) > physics_error(p.plausible)
+    assert wins / n >= 0.9, f"{kind}: impossible > plausible in {wins}/{n} pairs"

@@ -1,0 +1,98 @@
+"""The JEPA critic trainer, for a few steps on a tiny model and the toy world."""
+
+import json
+
+import pytest
+import torch
+
+from hybridgen import VJEPA2Critic
+from hybridgen.testing import tiny_vjepa2_model
+from hybridgen.training.critic import (
+    CollapseError,
+    CriticTrainer,
+    CriticTrainingConfig,
+    ToyWorldClips,
+    VideoFolderClips,
+    ema_momentum,
+    learning_rate,
+)
+from hybridgen.video import write_video
+
+SCORING = {"window": 8, "context": 4, "stride": 2, "direction": "both", "top_fraction": 0.1}
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return ToyWorldClips(pool_size=48, refresh=2, size=32, seed=0)
+
+
+def make_trainer(clips, **options):
+    config = CriticTrainingConfig(
+        **{"steps": 30, "batch_size": 8, "warmup_steps": 3, "lr": 2e-3, "scoring": SCORING, **options}
+    )
+    return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+
+
+def test_loss_falls_and_nothing_collapses(clips, tmp_path):
+    trainer = make_trainer(clips)
+    critic = trainer.fit(tmp_path / "run", show_progress=False)
+    losses = [record["loss"] for record in trainer.history]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert min(record["spread"] for record in trainer.history) > trainer.config.collapse_threshold
+    # the exported critic is saved like any checkpoint and keeps its scoring options
+    loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "run"))
+    assert loaded.scoring_config() == critic.scoring_config() and loaded.direction == "both"
+    log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == list(range(1, 31))
+
+
+def test_resume_continues_from_the_checkpoint(clips, tmp_path):
+    make_trainer(clips, steps=4, checkpoint_every=2).fit(tmp_path / "run", show_progress=False)
+    resumed = make_trainer(clips, steps=6, checkpoint_every=2)
+    resumed.fit(tmp_path / "run", show_progress=False)
+    assert resumed.step == 6 and len(resumed.history) == 6
+    fresh = make_trainer(clips, steps=6)
+    fresh.fit(tmp_path / "other", resume=False, show_progress=False)
+    assert fresh.history[-1]["step"] == 6
+
+
+def test_collapse_is_detected_and_stops_training(clips, tmp_path):
+    trainer = make_trainer(clips, collapse_threshold=10.0, collapse_patience=3)
+    with pytest.warns(UserWarning, match="collapsed"), pytest.raises(CollapseError):
+        trainer.fit(tmp_path / "run", show_progress=False)
+    assert trainer.step == 3
+    assert (tmp_path / "run" / "checkpoint" / "trainer_state.pt").is_file()
+
+
+def test_evaluation_runs_on_schedule(clips, tmp_path):
+    seen = []
+    trainer = make_trainer(clips, steps=4, eval_every=2)
+    trainer.evaluate = lambda critic: seen.append(critic.direction) or {"mean": 0.5}
+    trainer.fit(tmp_path / "run", show_progress=False)
+    assert seen == ["both", "both"]
+    assert [("eval" in r) for r in trainer.history] == [False, True, False, True]
+
+
+def test_schedules():
+    config = CriticTrainingConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    assert learning_rate(0, config) == pytest.approx(1e-4)
+    assert learning_rate(9, config) == pytest.approx(1e-3)
+    assert learning_rate(100, config) == pytest.approx(1e-5)
+    assert ema_momentum(0, config) == pytest.approx(0.996) and ema_momentum(100, config) == 1.0
+    with pytest.raises(ValueError, match="ema_start"):
+        CriticTrainingConfig(ema_start=1.1)
+    with pytest.raises(ValueError, match="directions"):
+        CriticTrainingConfig(directions=("sideways",))
+
+
+def test_video_folder_data(tmp_path):
+    for i in range(2):
+        write_video(torch.rand(10, 40, 40, 3).numpy(), tmp_path / f"clip{i}.mp4")
+    data = VideoFolderClips(tmp_path, size=32)
+    batch = data(torch.Generator().manual_seed(0), 3, 8)
+    assert batch.shape == (3, 8, 3, 32, 32) and 0 <= batch.min() and batch.max() <= 1
+    with pytest.raises(ValueError, match="no video"):
+        data(torch.Generator(), 1, 12)
+    with pytest.raises(FileNotFoundError):
+        VideoFolderClips(tmp_path / "missing", size=32)

@@ -49,7 +49,9 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
     noise = rng.random((16, 32, 32, 3), dtype=np.float32)
     paths = [write_video(still, tmp_path / "still.mp4"), write_video(noise, tmp_path / "noise.mp4")]
     plot = tmp_path / "curves.png"
-    code = main(["score", *map(str, paths), "--critic", str(models / "critic"), "--json", "--plot", str(plot)])
+    code = main(
+        ["score", *map(str, paths), "--critic", str(models / "critic"), "--json", "--plot", str(plot)]
+    )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["rank"] for row in rows] == [0, 1]
@@ -64,7 +66,21 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
         (["score", "missing.mp4", "--critic", "CRITIC"], "missing.mp4"),
         (["score", "CORRUPT", "--critic", "CRITIC"], "could not decode"),
         (["generate", "", "-o", "x.mp4", "--generator", "GEN", "--critic", "CRITIC"], "prompt is empty"),
-        (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--critic", "CRITIC", "--candidates", "0"], "num_candidates"),
+        (
+            [
+                "generate",
+                "a ball",
+                "-o",
+                "x.mp4",
+                "--generator",
+                "GEN",
+                "--critic",
+                "CRITIC",
+                "--candidates",
+                "0",
+            ],
+            "num_candidates",
+        ),
         (["score", "CORRUPT", "--critic", "EMPTY"], "not a saved V-JEPA 2 model"),
     ],
 )
@@ -92,13 +108,30 @@ def test_console_script_offline_with_hub_ids(models, tmp_path):
     populate_hf_cache(cache, "org/tiny-critic", models / "critic")
     populate_hf_cache(cache, "org/tiny-wan", models / "generator")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"))
-    command = [sys.executable, "-m", "hybridgen.cli", "generate", "a red ball", "-o", str(tmp_path / "best.mp4")]
+    command = [
+        sys.executable,
+        "-m",
+        "hybridgen.cli",
+        "generate",
+        "a red ball",
+        "-o",
+        str(tmp_path / "best.mp4"),
+    ]
     command += ["--generator", "org/tiny-wan", "--critic", "org/tiny-critic", "--candidates", "2", *TINY]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "best.mp4").is_file()
     missing = subprocess.run(
-        [sys.executable, "-m", "hybridgen.cli", "score", str(tmp_path / "best.mp4"), "--critic", "org/nothing", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "hybridgen.cli",
+            "score",
+            str(tmp_path / "best.mp4"),
+            "--critic",
+            "org/nothing",
+            "--quiet",
+        ],
         env=env,
         capture_output=True,
         text=True,

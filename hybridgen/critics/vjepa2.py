@@ -321,10 +321,14 @@ class VJEPA2Critic:
         predictions, targets = [], []
         for direction in self.directions:
             context_ids, target_ids = mask_ids(direction, num_context, num_tokens, self.device)
-            context_frames = windows[:, :context] if direction == "forward" else windows[:, window - context :]
+            context_frames = (
+                windows[:, :context] if direction == "forward" else windows[:, window - context :]
+            )
             # the context frames are encoded alone: they never attend to the frames to be predicted
             context_features = self.model.encoder(pixel_values_videos=context_frames).last_hidden_state
-            predictions.append(predict_tokens(self.model.predictor, context_features, context_ids, target_ids))
+            predictions.append(
+                predict_tokens(self.model.predictor, context_features, context_ids, target_ids)
+            )
             targets.append(F.layer_norm(features[:, target_ids], (features.shape[-1],)))  # (B, N_target, D)
         return torch.cat(predictions, dim=1), torch.cat(targets, dim=1)
 

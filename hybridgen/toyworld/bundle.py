@@ -1,0 +1,101 @@
+"""Copy a trained toy-world model into the package, with a model card, so the name `toyworld` resolves to it.
+
+    python -m hybridgen.toyworld.bundle critic runs/toyworld-critic [--results results.json]
+
+The card records the recipe (the training log's config), the training time, and — given the JSON written by
+`benchmarks/toyworld_critic.py` — the measured violation-pair scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+FILES = {"critic": ("config.json", "model.safetensors", "critic_config.json")}
+
+
+def critic_card(run_dir: Path, results: dict | None) -> str:
+    log = [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
+    state = torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
+    config, scoring = state["config"], json.loads((run_dir / "critic_config.json").read_text())
+    model_config = json.loads((run_dir / "config.json").read_text())
+    parameters = (run_dir / "model.safetensors").stat().st_size / 4 / 1e6
+    evaluations = [row for row in log if "eval" in row]
+    lines = [
+        "# toyworld critic",
+        "",
+        "A V-JEPA 2-architecture world model (transformers `VJEPA2Model`) trained by `hybridgen train-critic` on",
+        "plausible clips of hybridgen's toy physics world (balls under gravity in a box, 64x64, 8 fps). It never saw",
+        'a physics violation. Load it with `VJEPA2Critic.from_pretrained("toyworld")` or `--critic toyworld`.',
+        "",
+        "## Model",
+        f"- {parameters:.2f}M parameters (float32 safetensors): crop {model_config['crop_size']}, patch "
+        f"{model_config['patch_size']}, tubelet {model_config['tubelet_size']}, encoder "
+        f"{model_config['hidden_size']} wide x {model_config['num_hidden_layers']} layers, predictor "
+        f"{model_config['pred_hidden_size']} wide x {model_config['pred_num_hidden_layers']} layers.",
+        f"- Scoring defaults (critic_config.json): {json.dumps({k: scoring[k] for k in list(scoring)[:7]})}.",
+        "",
+        "## Recipe",
+        f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
+        " windows, random left-right mirror. Plausible clips only.",
+        f"- {config['steps']} steps of batch {config['batch_size']}; AdamW, lr {config['lr']} (warm-up "
+        f"{config['warmup_steps']}, cosine to {config['min_lr']}), weight decay {config['weight_decay']}; EMA target"
+        f" encoder, momentum {config['ema_start']} -> {config['ema_end']}.",
+        f"- Masks: forward and backward future prediction (context = 1..{config['window'] // 2 - 1} leading or "
+        "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
+        f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
+        f"hardest {config['hard_token_fraction']:.0%} tokens.",
+        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time for the last (resumed) segment on a "
+        "shared 2-core CPU, 1 torch thread; final loss "
+        f"{log[-1]['loss']:.4f}, embedding spread {log[-1]['spread']:.3f}.",
+        "- Reproduce: `make toyworld-critic`.",
+    ]
+    if evaluations:
+        lines += ["", "## Violation-pair accuracy watched during training (8 pairs per kind)", ""]
+        lines += [f"- step {row['step']}: mean {row['eval']['mean']:.3f}" for row in evaluations]
+    if results:
+        lines += ["", f"## Measured ({results['pairs']} pairs per kind, `benchmarks/toyworld_critic.py`)", ""]
+        names = list(results["results"])
+        lines += ["| kind | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for kind in results["results"][names[0]]:
+            cells = [f"{results['results'][n][kind]['accuracy']:.3f}" for n in names]
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        lines += ["", "Pairwise accuracy: P(impossible clip more surprising than its plausible twin)."]
+    return "\n".join(lines) + "\n"
+
+
+def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
+    if role not in FILES:
+        raise ValueError(f"unknown role {role!r}; known: {', '.join(FILES)}.")
+    missing = [name for name in FILES[role] if not (run_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir} lacks {', '.join(missing)}: is it a finished training run?")
+    target = WEIGHTS_DIR / role
+    temporary = target.with_name(role + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    for name in FILES[role]:
+        shutil.copy2(run_dir / name, temporary / name)
+    (temporary / "README.md").write_text(critic_card(run_dir, results))
+    shutil.rmtree(target, ignore_errors=True)
+    temporary.rename(target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("role", choices=sorted(FILES))
+    parser.add_argument("run_dir", type=Path, help="output directory of the training command")
+    parser.add_argument("--results", type=Path, help="JSON from benchmarks/toyworld_critic.py for the card")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text()) if args.results else None
+    print(f"bundled {bundle(args.role, args.run_dir, results)}")
+
+
+if __name__ == "__main__":
+    main()

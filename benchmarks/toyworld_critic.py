@@ -16,7 +16,6 @@ clip outscores a random plausible one). Scorers:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

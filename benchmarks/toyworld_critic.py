@@ -25,7 +25,7 @@ from transformers import VJEPA2Model
 
 from hybridgen import VJEPA2Critic
 from hybridgen.toyworld import VIOLATION_KINDS, make_clip
-from hybridgen.toyworld.evaluation import evaluate_violations, summarize
+from hybridgen.toyworld.evaluation import compare_scorers, summarize
 
 # pair seeds of this benchmark; the trainer watches 500_000.., scoring options were chosen on 2_000_000..
 TEST_SEED = 1_000_000
@@ -104,17 +104,16 @@ def main() -> None:
     }
     options = {"kinds": args.kinds, "num_pairs": args.pairs, "seed": args.seed}
     report = {"critic": args.critic, "scoring": trained.scoring_config(), "pairs": args.pairs, "results": {}}
-    for name, score in scorers.items():
-        started = time.perf_counter()
-        results = evaluate_violations(score, **options)
+    started = time.perf_counter()
+    for name, results in compare_scorers(scorers, **options).items():
         report["results"][name] = summarize(results)
-        print(table(name, results), f"\n\n({time.perf_counter() - started:.0f} s)\n", flush=True)
+        print(table(name, results), "\n", flush=True)
+    print(f"({time.perf_counter() - started:.0f} s)", flush=True)
     if args.levers:
-        report["levers"] = {}
-        lever_options = dict(options, num_pairs=args.lever_pairs)
-        for name, lever in LEVERS.items():
-            results = evaluate_violations(critic_scorer(with_options(trained, **lever)), **lever_options)
-            report["levers"][name] = summarize(results)
+        levers = {name: critic_scorer(with_options(trained, **lever)) for name, lever in LEVERS.items()}
+        lever_results = compare_scorers(levers, **dict(options, num_pairs=args.lever_pairs))
+        report["levers"] = {name: summarize(results) for name, results in lever_results.items()}
+        for name, results in lever_results.items():
             print(table(f"lever: {name} ({args.lever_pairs} pairs per kind)", results), "\n", flush=True)
     report["clips_per_second"] = throughput(trained)
     report["threads"] = args.threads

@@ -66,15 +66,33 @@ def evaluate_violations(
         seed: first pair seed; training never renders violations, but keep evaluation seeds away from any
             seeds used to tune scoring options.
     """
+    scorers = {"score": score_fn}
+    return compare_scorers(
+        scorers, kinds=kinds, num_pairs=num_pairs, seed=seed, num_frames=num_frames, size=size
+    )["score"]
+
+
+def compare_scorers(
+    score_fns: dict[str, ScoreFn],
+    *,
+    kinds: Sequence[str] | None = None,
+    num_pairs: int = 200,
+    seed: int = 1_000_000,
+    num_frames: int = 16,
+    size: int = 64,
+) -> dict[str, dict[str, KindResult]]:
+    """Like `evaluate_violations` for several scorers on the same pairs (rendered once): `{scorer: {kind: ..}}`."""
     kinds = list(VIOLATION_KINDS) if kinds is None else list(kinds)
     unknown = [kind for kind in kinds if kind not in VIOLATION_KINDS]
     if unknown:
         raise ValueError(f"unknown violation kinds {unknown}; known: {', '.join(VIOLATION_KINDS)}.")
-    results = {}
+    results: dict[str, dict[str, KindResult]] = {name: {} for name in score_fns}
     for kind in kinds:
         pairs = violation_pairs(kind, num_pairs, seed, num_frames, size)
-        scores = np.asarray(score_fn([clip for pair in pairs for clip in (pair.plausible, pair.impossible)]))
-        results[kind] = KindResult(kind, scores[0::2], scores[1::2])
+        clips = [clip for pair in pairs for clip in (pair.plausible, pair.impossible)]
+        for name, score_fn in score_fns.items():
+            scores = np.asarray(score_fn(clips), dtype=float)
+            results[name][kind] = KindResult(kind, scores[0::2], scores[1::2])
     return results
 
 

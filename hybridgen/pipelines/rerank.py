@@ -72,6 +72,7 @@ def generate_candidates(
     limit = max_batch(pipeline)
     size = len(seeds) if batch_size is None else batch_size
     size = size if limit is None else min(size, limit)
+    call_kwargs = dict(call_kwargs)
     user_callback = call_kwargs.pop("callback_on_step_end", None)
     counter = StepCounter(user_callback)
     has_callback = "callback_on_step_end" in call_parameters(pipeline)

@@ -36,6 +36,11 @@ LEVERS = {
     "both, mean": {"direction": "both", "top_fraction": None, "aggregate": "mean"},
     "both, top 5% tokens": {"direction": "both", "top_fraction": 0.05, "aggregate": "mean"},
     "both, top 5% tokens, max window": {"direction": "both", "top_fraction": 0.05, "aggregate": "max"},
+    "both, top 2% tokens, max window (shipped)": {
+        "direction": "both",
+        "top_fraction": 0.02,
+        "aggregate": "max",
+    },
 }
 
 
@@ -59,7 +64,7 @@ def pixel_scorer(clips):
 def with_options(critic: VJEPA2Critic, **options) -> VJEPA2Critic:
     settings = critic.scoring_config()
     settings.update(options)
-    return VJEPA2Critic(critic.model, **settings)
+    return VJEPA2Critic(critic.model, batch_size=critic.batch_size, **settings)
 
 
 def throughput(critic: VJEPA2Critic, num_clips: int = 32) -> float:
@@ -93,10 +98,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    trained = VJEPA2Critic.from_pretrained(args.critic)
+    trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        untrained = VJEPA2Critic(VJEPA2Model(trained.model.config), **trained.scoring_config())
+        untrained = VJEPA2Critic(VJEPA2Model(trained.model.config), batch_size=32, **trained.scoring_config())
     scorers = {
         "trained critic": critic_scorer(trained),
         "untrained critic (same shape and scoring)": critic_scorer(untrained),

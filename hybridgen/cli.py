@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add_train_generator_parser(commands)
     return parser
 
 
@@ -167,7 +171,12 @@ def run_train_critic(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": run_generate, "score": run_score, "train-critic": run_train_critic}
+COMMANDS = {
+    "generate": run_generate,
+    "score": run_score,
+    "train-critic": run_train_critic,
+    "train-generator": run_train_generator,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

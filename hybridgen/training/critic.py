@@ -89,7 +89,8 @@ class CriticTrainingConfig:
             "context": 4,
             "stride": 2,
             "direction": "both",
-            "top_fraction": 0.05,
+            "top_fraction": 0.02,
+            "aggregate": "max",
         }
     )
 

@@ -1,0 +1,581 @@
+"""Train a tiny text-to-video `WanPipeline` on the toy world: "a red ball bouncing", "two blue balls falling", ...
+
+Every part is a standard diffusers / transformers class, so the result loads with `DiffusionPipeline.from_pretrained`
+and is called like any Wan checkpoint. Two stages, on toy-world clips of 17 frames at 32x32:
+
+    stage 1 (VAE)          x in [-1, 1], (B, 3, F, 32, 32), random windows of F frames
+                           z    = vae.encode(x).latent_dist.sample()                # (B, 16, (F-1)/4+1, 4, 4)
+                           loss = L1 + MSE (ball pixels weighted up) + kl_weight * KL  (per-element means)
+    between                z0 = (mode latent - mean) / std per channel, over all clips; mean/std go into the VAE
+                           config (`latents_mean` / `latents_std`), which WanPipeline undoes before decoding
+    stage 2 (transformer)  text encoder and VAE frozen; caption embeddings precomputed by the pipeline itself
+                           sigma = shift * u / (1 + (shift - 1) * u),  u = sigmoid(N(logit_mean, logit_std))
+                           x_t  = (1 - sigma) * z0 + sigma * noise                  # (B, 16, 5, 4, 4)
+                           loss = MSE(transformer(x_t, 1000 * sigma, text), noise - z0)
+                           the caption is replaced by the empty prompt with probability `caption_dropout` (CFG)
+
+The VAE is a Wan 2.2-style `AutoencoderKLWan` (`patch_size=2`, `is_residual=True`) with three levels instead of
+four: 8x in space, 4x in time, so 32x32 gives a 4x4 latent grid and the transformer (patch 1x1x1) sees
+5 x 4 x 4 = 80 tokens. The text encoder is a tiny random UMT5 that stays frozen: a random encoder still gives each
+caption a distinct embedding sequence. The shipped transformer is an EMA of the trained one. Checkpoints in
+`output_dir/checkpoint` make every stage resumable.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
+
+# seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
+EVAL_SEED = 900_000
+
+
+def default_vae_config() -> dict:
+    """`AutoencoderKLWan` arguments: 8x spatial / 4x temporal compression, 16 latent channels, ~0.7M parameters.
+
+    `patch_size=2` folds 2x2 pixel patches into 12 channels before the encoder (as the Wan 2.2 VAE does), so the
+    convolutions run at 16x16 and cost a quarter of full resolution; the two downsampling levels (each halves
+    space, and here time too) give 4x4x(F-1)/4+1 latents. `is_residual` adds parameter-free space-to-channel
+    shortcuts; it needs the last two `dim_mult` entries equal.
+    """
+    return {
+        "base_dim": 16,
+        "z_dim": 16,
+        "dim_mult": [1, 2, 2],  # three levels -> two downsamplings
+        "num_res_blocks": 1,
+        "temperal_downsample": [True, True],  # (sic, the diffusers name) one flag per downsampling
+        "is_residual": True,
+        "patch_size": 2,
+        "in_channels": 12,  # 3 * patch_size**2
+        "out_channels": 12,
+        "scale_factor_spatial": 8,  # WanPipeline sizes latents with these two: 2 (patch) * 2 * 2
+        "scale_factor_temporal": 4,
+    }
+
+
+def default_transformer_config() -> dict:
+    """`WanTransformer3DModel` arguments: 4 layers of width 128 (4 heads of 32), ~1.2M parameters."""
+    return {
+        "patch_size": [1, 1, 1],  # one token per 4x4 latent cell
+        "num_attention_heads": 4,
+        "attention_head_dim": 32,
+        "ffn_dim": 512,
+        "num_layers": 4,
+        "freq_dim": 64,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "rope_max_seq_len": 64,
+    }
+
+
+@dataclass
+class GeneratorTrainingConfig:
+    """Hyper-parameters of `train_generator`. Steps count optimiser updates of each stage."""
+
+    # data: `num_clips` toy-world clips (seeds seed, seed+1, ...), half 'bouncing' and half 'falling'
+    num_clips: int = 3000
+    num_frames: int = 17  # Wan's 4k + 1 rule
+    size: int = 32
+    fps: float = 8.0
+    # stage 1: VAE
+    vae_steps: int = 2000
+    vae_batch_size: int = 4
+    vae_frames: int = 9  # window length; 9 = first frame + two chunks of 4 exercises every causal-cache path
+    vae_lr: float = 3e-3
+    kl_weight: float = 1e-4
+    ball_weight: float = 10.0  # extra weight of ball pixels: they cover ~3% of a frame
+    initial_logvar: float = -6.0  # posterior log-variance at init: the default 0 buries the signal in noise
+    eval_clips: int = 16  # held-out clips for the reconstruction metrics
+    # stage 2: transformer
+    steps: int = 2400
+    batch_size: int = 16
+    lr: float = 5e-4
+    min_lr: float = 2e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 ships the raw weights
+    caption_dropout: float = 0.1
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    flow_shift: float = 2.0  # used for training sigmas and by the saved FlowMatchEulerDiscreteScheduler
+    max_sequence_length: int = 512  # the WanPipeline default: train with the padding users will call with
+    # architectures and bookkeeping
+    text_dim: int = 32
+    vae: dict = field(default_factory=default_vae_config)
+    transformer: dict = field(default_factory=default_transformer_config)
+    checkpoint_every: int = 250
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_clips", "vae_batch_size", "batch_size", "eval_clips", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        for name in ("vae_steps", "steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0.")
+        for name, value in (("num_frames", self.num_frames), ("vae_frames", self.vae_frames)):
+            if value < 1 or (value - 1) % 4:
+                raise ValueError(f"{name}={value} must be 4k + 1 (the Wan VAE compresses time 4x).")
+        if self.vae_frames > self.num_frames:
+            raise ValueError(f"vae_frames={self.vae_frames} exceeds num_frames={self.num_frames}.")
+        multiple = self.vae.get("scale_factor_spatial", 8) * self.transformer.get("patch_size", (1, 2, 2))[1]
+        if self.size % multiple:
+            raise ValueError(
+                f"size={self.size} must be a multiple of {multiple} (VAE factor x transformer patch)."
+            )
+        if not 0 <= self.caption_dropout < 1:
+            raise ValueError(f"caption_dropout={self.caption_dropout} must be in [0, 1).")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1).")
+        if self.flow_shift <= 0:
+            raise ValueError(f"flow_shift={self.flow_shift} must be > 0.")
+
+
+def learning_rate(step: int, total: int, peak: float, floor: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `floor` at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def sample_sigmas(generator: torch.Generator, n: int, config: GeneratorTrainingConfig) -> torch.Tensor:
+    """Logit-normal `u`, shifted like `FlowMatchEulerDiscreteScheduler(shift=flow_shift)` shifts its sigmas."""
+    u = torch.sigmoid(config.logit_mean + config.logit_std * torch.randn(n, generator=generator))
+    return config.flow_shift * u / (1 + (config.flow_shift - 1) * u)  # (n,) in (0, 1)
+
+
+def render_clips(
+    num_clips: int, seed: int, *, size: int, num_frames: int, fps: float
+) -> tuple[np.ndarray, list[str]]:
+    """Clips with seeds `seed .. seed + num_clips - 1`; even indices 'bouncing', odd 'falling', 1-3 balls.
+
+    Returns uint8 frames (N, T, H, W, 3) and the captions.
+    """
+    from hybridgen.toyworld import MOTIONS, make_clip
+
+    frames = np.empty((num_clips, num_frames, size, size, 3), np.uint8)
+    captions = []
+    for i in range(num_clips):
+        clip, info = make_clip(seed + i, size=size, num_frames=num_frames, fps=fps, motion=MOTIONS[i % 2])
+        frames[i] = clip
+        captions.append(info.caption)
+    return frames, captions
+
+
+def to_model_space(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1], the VAE's input layout."""
+    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+def ball_mask(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) in [-1, 1] -> (B, 1, T, H, W) bool: pixels brighter than the background (<= 40) can be."""
+    return x.amax(dim=1, keepdim=True) > (60 / 127.5 - 1)
+
+
+def kl_divergence(posterior) -> torch.Tensor:
+    """Mean KL(q(z|x) || N(0, 1)) per latent element (diffusers' `.kl()` sums over dims 1-3 only for 5-D)."""
+    return 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
+
+
+def decode_unclamped(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    """`vae.decode(z).sample` before its final clamp to [-1, 1], for training.
+
+    The clamp has zero gradient outside [-1, 1], and the background (~-0.9) sits next to its edge: a ball pixel
+    whose output undershoots -1 would get no gradient at all. Mirrors `AutoencoderKLWan._decode` (without
+    tiling): one latent frame at a time through the causal feature cache. A test checks it against `decode`.
+    """
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)  # (B, z, F', h, w)
+    frames = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        frames.append(
+            vae.decoder(
+                x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0
+            )
+        )
+    vae.clear_cache()
+    out = torch.cat(frames, dim=2)
+    if vae.config.patch_size is not None:  # Wan 2.2-style VAEs fold patches into channels
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+        out = unpatchify(out, patch_size=vae.config.patch_size)
+    return out  # (B, 3, F, H, W)
+
+
+def model_megabytes(module: torch.nn.Module) -> float:
+    """Size of the float32 weights in MB (what safetensors stores)."""
+    return sum(p.numel() * p.element_size() for p in module.parameters()) / 1e6
+
+
+class GeneratorTrainer:
+    """Builds the Wan components from `config` and trains them in two stages (see the module docstring)."""
+
+    def __init__(self, config: GeneratorTrainingConfig):
+        self.config = config
+        z_dim = config.vae.get("z_dim", 16)
+        # 1. components, seeded; the text encoder is random and frozen (rebuilt identically from the seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.vae = AutoencoderKLWan(
+                **{**config.vae, "latents_mean": [0.0] * z_dim, "latents_std": [1.0] * z_dim}
+            )
+            self.transformer = WanTransformer3DModel(
+                **{
+                    **config.transformer,
+                    "in_channels": z_dim,
+                    "out_channels": z_dim,
+                    "text_dim": config.text_dim,
+                }
+            )
+            # quant_conv outputs (mean, logvar): start from a near-deterministic posterior
+            with torch.no_grad():
+                self.vae.quant_conv.bias[z_dim:] = config.initial_logvar
+        self.tokenizer = build_t5_tokenizer()
+        self.text_encoder = tiny_t5_encoder(config.seed, variant="umt5", d_model=config.text_dim)
+        self.text_encoder.requires_grad_(False)
+        self.scheduler = FlowMatchEulerDiscreteScheduler(shift=config.flow_shift)
+        self.ema = copy.deepcopy(self.transformer).eval().requires_grad_(False)
+        # 2. optimisers and state
+        self.vae_optimizer = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(
+            self.transformer.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.vae_step = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.reconstruction: dict | None = None
+        self._frames: np.ndarray | None = None  # (N, T, H, W, 3) uint8, rendered on first use
+        self.captions: list[str] = []
+        self.latents: torch.Tensor | None = None  # (N, z, F', h, w), normalised per channel
+        self.caption_ids: torch.Tensor | None = None  # (N,) index into self.prompts
+        self.prompts: list[str] = []  # unique training captions, then "" (the unconditional prompt)
+        self.prompt_embeds: torch.Tensor | None = None  # (len(prompts), L, text_dim)
+
+    # ------------------------------------------------------------------ data
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            c = self.config
+            self._frames, self.captions = render_clips(
+                c.num_clips, c.seed, size=c.size, num_frames=c.num_frames, fps=c.fps
+            )
+        return self._frames
+
+    def pipeline(self, transformer: WanTransformer3DModel | None = None) -> WanPipeline:
+        """The pipeline around the current components (the EMA transformer unless one is given)."""
+        pipe = WanPipeline(
+            tokenizer=self.tokenizer,
+            text_encoder=self.text_encoder,
+            vae=self.vae,
+            transformer=self.ema if transformer is None else transformer,
+            scheduler=self.scheduler,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    # ------------------------------------------------------------------ stage 1: VAE
+    def vae_train_step(self) -> dict:
+        c = self.config
+        self.vae.train()
+        index = torch.randint(len(self.frames), (c.vae_batch_size,), generator=self.generator).numpy()
+        start = int(torch.randint(c.num_frames - c.vae_frames + 1, (1,), generator=self.generator))
+        x = to_model_space(self.frames[index, start : start + c.vae_frames])  # (B, 3, F, H, W)
+        flip = torch.rand(len(x), generator=self.generator) < 0.5  # mirror half the batch left-right
+        x = torch.where(flip.view(-1, 1, 1, 1, 1), x.flip(-1), x)
+
+        posterior = self.vae.encode(x).latent_dist
+        z = posterior.sample(generator=self.generator)  # (B, z, (F-1)/4+1, H/8, W/8)
+        reconstruction = decode_unclamped(self.vae, z)  # (B, 3, F, H, W)
+        weight = 1 + c.ball_weight * ball_mask(x).float()  # (B, 1, F, H, W)
+        error = reconstruction - x
+        l1 = (weight * error.abs()).mean() / weight.mean()
+        mse = (weight * error.pow(2)).mean() / weight.mean()
+        kl = kl_divergence(posterior)
+        loss = l1 + mse + c.kl_weight * kl
+
+        lr = learning_rate(self.vae_step, c.vae_steps, c.vae_lr, c.vae_lr / 10, min(50, c.vae_steps // 10))
+        for group in self.vae_optimizer.param_groups:
+            group["lr"] = lr
+        self.vae_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), c.grad_clip)
+        self.vae_optimizer.step()
+        self.vae_step += 1
+        return {
+            "stage": "vae",
+            "step": self.vae_step,
+            "loss": float(loss.detach()),
+            "l1": float(l1.detach()),
+            "kl": float(kl.detach()),
+            "lr": lr,
+        }
+
+    @torch.no_grad()
+    def evaluate_reconstruction(self) -> dict:
+        """PSNR and ball-pixel error of full held-out clips through encode (mode) -> decode, in [0, 1] units."""
+        c = self.config
+        frames, _ = render_clips(c.eval_clips, EVAL_SEED, size=c.size, num_frames=c.num_frames, fps=c.fps)
+        self.vae.eval()
+        x = to_model_space(frames)  # (B, 3, T, H, W)
+        reconstruction = self.vae.decode(self.vae.encode(x).latent_dist.mode()).sample  # (B, 3, T, H, W)
+        error = (reconstruction - x).abs() / 2  # (B, 3, T, H, W) in [0, 1] units
+        mse = error.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
+        ball = ball_mask(x)
+        return {
+            "psnr": round(float((-10 * torch.log10(mse.clamp_min(1e-10))).mean()), 2),
+            "mae": round(float(error.mean()), 4),
+            "ball_mae": round(float(error.masked_select(ball.expand_as(error)).mean()), 4),
+        }
+
+    @torch.no_grad()
+    def encode_dataset(self) -> None:
+        """Mode latents of every clip, normalised per channel; mean/std are written into the VAE config."""
+        self.vae.eval()
+        chunks = [self.frames[i : i + 32] for i in range(0, len(self.frames), 32)]
+        latents = torch.cat([self.vae.encode(to_model_space(chunk)).latent_dist.mode() for chunk in chunks])
+        mean = latents.mean(dim=(0, 2, 3, 4))  # (z,)
+        std = latents.std(dim=(0, 2, 3, 4))  # (z,)
+        self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+        self.latents = (latents - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)  # (N, z, F', h, w)
+        self.prompts = sorted(set(self.captions)) + [""]
+        lookup = {prompt: i for i, prompt in enumerate(self.prompts)}
+        self.caption_ids = torch.tensor([lookup[caption] for caption in self.captions])
+
+    @torch.no_grad()
+    def embed_prompts(self) -> None:
+        """Caption embeddings exactly as the pipeline computes them at inference (zero-padded to L tokens)."""
+        embeds, _ = self.pipeline().encode_prompt(
+            self.prompts,
+            do_classifier_free_guidance=False,
+            max_sequence_length=self.config.max_sequence_length,
+        )
+        self.prompt_embeds = embeds  # (P, L, text_dim)
+
+    # ------------------------------------------------------------------ stage 2: transformer
+    def train_step(self) -> dict:
+        c = self.config
+        self.transformer.train()
+        index = torch.randint(len(self.latents), (c.batch_size,), generator=self.generator)
+        x0 = self.latents[index]  # (B, z, F', h, w)
+        ids = self.caption_ids[index]
+        drop = torch.rand(c.batch_size, generator=self.generator) < c.caption_dropout
+        ids = torch.where(drop, torch.full_like(ids, len(self.prompts) - 1), ids)  # "" for CFG
+        text = self.prompt_embeds[ids]  # (B, L, text_dim)
+        noise = torch.randn(x0.shape, generator=self.generator)
+        sigma = sample_sigmas(self.generator, c.batch_size, c).view(-1, 1, 1, 1, 1)
+        x_t = (1 - sigma) * x0 + sigma * noise  # (B, z, F', h, w)
+
+        prediction = self.transformer(
+            hidden_states=x_t,
+            timestep=sigma.flatten() * self.scheduler.config.num_train_timesteps,
+            encoder_hidden_states=text,
+            return_dict=False,
+        )[0]
+        loss = F.mse_loss(prediction, noise - x0)  # velocity target
+
+        lr = learning_rate(self.step, c.steps, c.lr, c.min_lr, c.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.transformer.parameters(), c.grad_clip)
+        self.optimizer.step()
+        decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for ema, online in zip(self.ema.parameters(), self.transformer.parameters()):
+                ema.lerp_(online, 1 - decay)
+        self.step += 1
+        return {
+            "stage": "transformer",
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "grad_norm": float(grad_norm),
+            "lr": lr,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, directory: Path) -> None:
+        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
+        temporary = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        save_file(self.vae.state_dict(), str(temporary / "vae.safetensors"))
+        save_file(self.transformer.state_dict(), str(temporary / "transformer.safetensors"))
+        save_file(self.ema.state_dict(), str(temporary / "ema.safetensors"))
+        if self.latents is not None:
+            tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
+            save_file(tensors, str(temporary / "latents.safetensors"))
+        torch.save(
+            {
+                "vae_step": self.vae_step,
+                "step": self.step,
+                "vae_optimizer": self.vae_optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "history": self.history,
+                "reconstruction": self.reconstruction,
+                "latents_mean": list(self.vae.config.latents_mean),
+                "latents_std": list(self.vae.config.latents_std),
+                "prompts": self.prompts,
+                "config": asdict(self.config),
+            },
+            temporary / "trainer_state.pt",
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        temporary.rename(directory)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        state = torch.load(directory / "trainer_state.pt", weights_only=False)
+        saved = {key: state["config"][key] for key in ("vae", "transformer", "text_dim", "seed")}
+        wanted = {key: asdict(self.config)[key] for key in saved}
+        if json.dumps(saved, sort_keys=True) != json.dumps(wanted, sort_keys=True):
+            raise ValueError(
+                f"the checkpoint in {directory} was made with another architecture or seed ({saved}); "
+                "use another output directory or resume=False."
+            )
+        self.vae.load_state_dict(load_file(str(directory / "vae.safetensors")))
+        self.transformer.load_state_dict(load_file(str(directory / "transformer.safetensors")))
+        self.ema.load_state_dict(load_file(str(directory / "ema.safetensors")))
+        self.vae_optimizer.load_state_dict(state["vae_optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.vae_step, self.step = state["vae_step"], state["step"]
+        self.history, self.reconstruction = state["history"], state["reconstruction"]
+        self.vae.register_to_config(latents_mean=state["latents_mean"], latents_std=state["latents_std"])
+        if (directory / "latents.safetensors").is_file():
+            tensors = load_file(str(directory / "latents.safetensors"))
+            self.latents, self.caption_ids = tensors["latents"], tensors["caption_ids"]
+            self.prompts = state["prompts"]
+
+    # ------------------------------------------------------------------ the loop
+    def _log(self, log_path: Path, record: dict, started: float) -> None:
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        self.history.append(record)
+        with log_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> WanPipeline:
+        """Run both stages, checkpointing into `output_dir/checkpoint`; save and return the pipeline.
+
+        The pipeline (`save_pretrained`, safetensors) goes to `output_dir` itself, the per-step log to
+        `output_dir/training_log.jsonl`. Stage 1 ends when `vae_steps` are done: the data set is then encoded once
+        and stage 1 is never resumed again (a larger `vae_steps` on resume has no effect).
+        """
+        c = self.config
+        output_dir = Path(output_dir)
+        checkpoint = output_dir / "checkpoint"
+        if resume and (checkpoint / "trainer_state.pt").is_file():
+            self.load_checkpoint(checkpoint)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_path = output_dir / "training_log.jsonl"
+        started = time.perf_counter()
+
+        # 1. stage 1: the VAE
+        if self.latents is None:
+            bar = tqdm(
+                total=c.vae_steps, initial=self.vae_step, desc="generator: vae", disable=not show_progress
+            )
+            while self.vae_step < c.vae_steps:
+                record = self.vae_train_step()
+                self._log(log_path, record, started)
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                if self.vae_step % c.checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint)
+            bar.close()
+            # 2. freeze the VAE: reconstruction metrics, then latents of the whole data set
+            self.reconstruction = self.evaluate_reconstruction()
+            self.encode_dataset()
+            self._log(log_path, {"stage": "encode", "reconstruction": self.reconstruction}, started)
+            self.save_checkpoint(checkpoint)
+        self.vae.eval().requires_grad_(False)
+
+        # 3. stage 2: the transformer on frozen latents and caption embeddings
+        self.embed_prompts()
+        bar = tqdm(total=c.steps, initial=self.step, desc="generator: transformer", disable=not show_progress)
+        while self.step < c.steps:
+            record = self.train_step()
+            self._log(log_path, record, started)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if self.step % c.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint)
+        bar.close()
+        self.save_checkpoint(checkpoint)
+
+        # 4. ship the EMA transformer in a standard WanPipeline
+        pipe = self.pipeline()
+        pipe.save_pretrained(output_dir)
+        return pipe
+
+
+# ---------------------------------------------------------------------- entry point
+def train_generator(
+    output_dir: str | Path,
+    *,
+    num_clips: int = 3000,
+    vae_steps: int = 2000,
+    steps: int = 2400,
+    batch_size: int = 16,
+    lr: float = 5e-4,
+    checkpoint_every: int = 250,
+    seed: int = 0,
+    resume: bool = True,
+    show_progress: bool = True,
+    **overrides,
+) -> dict:
+    """Train the toy-world text-to-video `WanPipeline` and save it to `output_dir`.
+
+    `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). Returns a summary:
+    steps, final losses, reconstruction metrics, model sizes (MB) and wall time.
+    """
+    config = GeneratorTrainingConfig(
+        num_clips=num_clips,
+        vae_steps=vae_steps,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        **overrides,
+    )
+    trainer = GeneratorTrainer(config)
+    started = time.perf_counter()
+    trainer.fit(output_dir, resume=resume, show_progress=show_progress)
+
+    def last(stage: str) -> float | None:
+        losses = [r["loss"] for r in trainer.history if r.get("stage") == stage]
+        return losses[-1] if losses else None
+
+    return {
+        "output": str(output_dir),
+        "vae_steps": trainer.vae_step,
+        "steps": trainer.step,
+        "final_vae_loss": last("vae"),
+        "final_loss": last("transformer"),
+        "reconstruction": trainer.reconstruction,
+        "megabytes": {
+            "vae": round(model_megabytes(trainer.vae), 2),
+            "transformer": round(model_megabytes(trainer.ema), 2),
+            "text_encoder": round(model_megabytes(trainer.text_encoder), 2),
+        },
+        "seconds_this_run": round(time.perf_counter() - started, 1),
+    }

@@ -1,0 +1,182 @@
+"""The toy-world generator trainer (VAE, then Wan transformer), for a few steps on tiny architectures."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
+
+from hybridgen.training.generator import (
+    GeneratorTrainer,
+    GeneratorTrainingConfig,
+    decode_unclamped,
+    learning_rate,
+    sample_sigmas,
+    train_generator,
+)
+from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
+
+TINY_VAE = {
+    "base_dim": 8,
+    "z_dim": 4,
+    "dim_mult": [1, 2, 2],
+    "num_res_blocks": 1,
+    "temperal_downsample": [True, True],
+    "is_residual": True,
+    "patch_size": 2,
+    "in_channels": 12,
+    "out_channels": 12,
+    "scale_factor_spatial": 8,
+    "scale_factor_temporal": 4,
+}
+TINY_TRANSFORMER = {
+    "patch_size": [1, 1, 1],
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "ffn_dim": 32,
+    "num_layers": 2,
+    "freq_dim": 16,
+    "rope_max_seq_len": 32,
+}
+TINY = {
+    "num_clips": 12,
+    "vae_batch_size": 2,
+    "vae_frames": 5,
+    "eval_clips": 2,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "warmup_steps": 2,
+    "vae": TINY_VAE,
+    "transformer": TINY_TRANSFORMER,
+}
+
+
+def tiny_config(**options) -> GeneratorTrainingConfig:
+    return GeneratorTrainingConfig(**{**TINY, "vae_steps": 4, "steps": 6, **options})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(trainer: GeneratorTrainer, method: str, calls: int) -> None:
+    """Make `trainer.<method>` raise on its `calls + 1`-th call, as if the process was killed."""
+    original, count = getattr(trainer, method), [0]
+
+    def wrapped():
+        count[0] += 1
+        if count[0] > calls:
+            raise Interrupt
+        return original()
+
+    setattr(trainer, method, wrapped)
+
+
+def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
+    summary = train_generator(
+        tmp_path / "run", vae_steps=15, steps=40, checkpoint_every=20, show_progress=False, **TINY
+    )
+    log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
+    vae = [row["loss"] for row in log if row["stage"] == "vae"]
+    transformer = [row["loss"] for row in log if row["stage"] == "transformer"]
+    assert len(vae) == 15 and len(transformer) == 40 and summary["steps"] == 40
+    assert np.mean(vae[-3:]) < np.mean(vae[:3])
+    assert np.mean(transformer[-5:]) < 0.8 * np.mean(transformer[:5])
+    assert set(summary["reconstruction"]) == {"psnr", "mae", "ball_mae"}
+
+    pipe = DiffusionPipeline.from_pretrained(str(tmp_path / "run"))
+    assert isinstance(pipe, WanPipeline) and isinstance(pipe.vae, AutoencoderKLWan)
+    assert not list((tmp_path / "run").glob("*/*.bin"))  # safetensors only
+    # the per-channel latent statistics travel in the VAE config, where WanPipeline reads them to decode
+    assert pipe.vae.config.latents_std != [1.0] * TINY_VAE["z_dim"]
+    steps = []
+    video = pipe(
+        "a red ball bouncing",
+        num_frames=17,
+        height=32,
+        width=32,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+        callback_on_step_end=lambda pipe, i, t, kwargs: steps.append(i) or {},
+    ).frames
+    assert video.shape == (1, 17, 32, 32, 3) and 0 <= video.min() and video.max() <= 1
+    assert steps == [0, 1, 2]
+    latents = pipe(
+        "two blue balls falling",
+        num_frames=17,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        output_type="latent",
+    ).frames
+    assert latents.shape == (1, TINY_VAE["z_dim"], 5, 4, 4)
+
+
+def test_interrupted_runs_resume_to_the_same_weights(tmp_path):
+    straight = GeneratorTrainer(tiny_config(checkpoint_every=2))
+    straight.fit(tmp_path / "straight", show_progress=False)
+
+    first = GeneratorTrainer(tiny_config(checkpoint_every=2))
+    interrupt_after(first, "vae_train_step", 3)  # killed in stage 1, after the checkpoint at VAE step 2
+    with pytest.raises(Interrupt):
+        first.fit(tmp_path / "resumed", show_progress=False)
+    second = GeneratorTrainer(tiny_config(checkpoint_every=2))
+    interrupt_after(second, "train_step", 5)  # killed in stage 2, after the checkpoint at step 4
+    with pytest.raises(Interrupt):
+        second.fit(tmp_path / "resumed", show_progress=False)
+    assert second.vae_step == 4
+    third = GeneratorTrainer(tiny_config(checkpoint_every=2))
+    third.fit(tmp_path / "resumed", show_progress=False)
+    assert (third.vae_step, third.step) == (4, 6)
+
+    for name in ("vae", "ema"):
+        expected, actual = getattr(straight, name).state_dict(), getattr(third, name).state_dict()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=f"{name}.{key}")
+    assert [r.get("loss") for r in third.history] == [r.get("loss") for r in straight.history]
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    GeneratorTrainer(tiny_config(steps=1, vae_steps=1)).fit(tmp_path / "run", show_progress=False)
+    other = GeneratorTrainer(tiny_config(transformer={**TINY_TRANSFORMER, "num_layers": 1}))
+    with pytest.raises(ValueError, match="another architecture"):
+        other.fit(tmp_path / "run", show_progress=False)
+
+
+def test_unclamped_decode_matches_the_vae():
+    vae = GeneratorTrainer(tiny_config()).vae.eval()
+    z = 3 * torch.randn(2, TINY_VAE["z_dim"], 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        raw = decode_unclamped(vae, z)
+        torch.testing.assert_close(raw.clamp(-1, 1), vae.decode(z).sample)
+    assert raw.shape == (2, 3, 9, 32, 32)
+
+
+def test_schedules_and_validation():
+    config = GeneratorTrainingConfig(flow_shift=3.0)
+    sigmas = sample_sigmas(torch.Generator().manual_seed(0), 4096, config)
+    assert 0 < sigmas.min() and sigmas.max() < 1 and sigmas.mean() > 0.6  # the shift favours high noise
+    assert learning_rate(0, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-4)
+    assert learning_rate(100, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="4k \\+ 1"):
+        GeneratorTrainingConfig(num_frames=16)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        GeneratorTrainingConfig(size=36)
+    with pytest.raises(TypeError):
+        train_generator("unused", vae_step=3)  # a typo is an error, not ignored
+
+
+def test_cli(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_train_generator_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["train-generator", str(tmp_path / "run"), "--num-clips", "4", "--vae-steps", "1", "--steps", "1"]
+        + ["--batch-size", "2", "--threads", "1", "--quiet"]
+    )
+    assert run_train_generator(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 1 and summary["vae_steps"] == 1
+    assert (tmp_path / "run" / "model_index.json").is_file()

@@ -50,13 +50,19 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
         f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
         f"hardest {config['hard_token_fraction']:.0%} tokens.",
-        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time for the last (resumed) segment on a "
-        "shared 2-core CPU, 1 torch thread; final loss "
+        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time (of the last segment, if resumed) on "
+        "a 2-core CPU shared with other jobs, 1 torch thread; final loss "
         f"{log[-1]['loss']:.4f}, embedding spread {log[-1]['spread']:.3f}.",
         "- Reproduce: `make toyworld-critic`.",
     ]
     if evaluations:
-        lines += ["", "## Violation-pair accuracy watched during training (8 pairs per kind)", ""]
+        lines += [
+            "",
+            "## Violation-pair accuracy watched during training",
+            "",
+            "8 pairs per kind (seeds 500,000+), scored with the trainer's scoring options at the time.",
+            "",
+        ]
         lines += [f"- step {row['step']}: mean {row['eval']['mean']:.3f}" for row in evaluations]
     if results:
         lines += ["", f"## Measured ({results['pairs']} pairs per kind, `benchmarks/toyworld_critic.py`)", ""]
@@ -65,7 +71,12 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         for kind in results["results"][names[0]]:
             cells = [f"{results['results'][n][kind]['accuracy']:.3f}" for n in names]
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-        lines += ["", "Pairwise accuracy: P(impossible clip more surprising than its plausible twin)."]
+        lines += [
+            "",
+            "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds 1,000,000+.",
+            "The scoring options were chosen after training among a few variants on other pairs (seeds",
+            "2,000,000+, teleport / vanish / gravity reversal only, 24 pairs each); see BENCHMARKS.md.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,55 @@
+"""The bundled toy-world critic: it resolves offline by name, is small, and has learned something."""
+
+import huggingface_hub.constants
+import pytest
+import torch
+from transformers import VJEPA2Model
+
+from hybridgen import VJEPA2Critic
+from hybridgen.cli import main
+from hybridgen.models import BUNDLED, WEIGHTS_DIR
+from hybridgen.toyworld import make_clip
+from hybridgen.toyworld.evaluation import evaluate_violations
+from hybridgen.video import write_video
+
+# held out from training (which never sees violations), tuning (2_000_000..) and the benchmark (1_000_000..)
+TEST_SEED = 3_000_000
+
+
+@pytest.fixture(scope="module")
+def critic():
+    return VJEPA2Critic.from_pretrained("toyworld", batch_size=32)
+
+
+def surprises(critic):
+    return lambda clips: [report.surprise for report in critic.score_batch(clips)]
+
+
+def test_toyworld_resolves_to_the_bundled_weights_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert BUNDLED["toyworld"]["critic"] == WEIGHTS_DIR / "critic"
+    critic = VJEPA2Critic.from_pretrained("toyworld")
+    assert (critic.crop_size, critic.window, critic.context, critic.direction) == (64, 8, 4, "both")
+    size = sum(path.stat().st_size for path in (WEIGHTS_DIR / "critic").iterdir())
+    assert size < 10 * 2**20
+    assert (WEIGHTS_DIR / "critic" / "README.md").is_file()
+
+
+def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
+    kinds = ["teleport", "gravity_reversal", "colour_change"]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        untrained = VJEPA2Critic(VJEPA2Model(critic.model.config), **critic.scoring_config())
+    trained_results = evaluate_violations(surprises(critic), kinds=kinds, num_pairs=10, seed=TEST_SEED)
+    untrained_results = evaluate_violations(surprises(untrained), kinds=kinds, num_pairs=10, seed=TEST_SEED)
+    trained = sum(r.accuracy for r in trained_results.values()) / len(kinds)
+    baseline = sum(r.accuracy for r in untrained_results.values()) / len(kinds)
+    assert trained >= 0.6
+    assert trained > baseline + 0.1
+
+
+def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
+    path = write_video(make_clip(0)[0], tmp_path / "clip.mp4", fps=8)
+    assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu"]) == 0
+    assert "clip.mp4" in capsys.readouterr().out

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.training.checkpoints import replacing_directory
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FILES = {"critic": ("config.json", "model.safetensors", "critic_config.json")}
 
@@ -87,14 +89,10 @@ def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
     if missing:
         raise FileNotFoundError(f"{run_dir} lacks {', '.join(missing)}: is it a finished training run?")
     target = WEIGHTS_DIR / role
-    temporary = target.with_name(role + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    for name in FILES[role]:
-        shutil.copy2(run_dir / name, temporary / name)
-    (temporary / "README.md").write_text(critic_card(run_dir, results))
-    shutil.rmtree(target, ignore_errors=True)
-    temporary.rename(target)
+    with replacing_directory(target) as temporary:
+        for name in FILES[role]:
+            shutil.copy2(run_dir / name, temporary / name)
+        (temporary / "README.md").write_text(critic_card(run_dir, results))
     return target
 
 

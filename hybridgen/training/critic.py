@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens
+from hybridgen.training.checkpoints import replacing_directory
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -228,22 +228,17 @@ class CriticTrainer:
 
     def save_checkpoint(self, directory: Path) -> None:
         """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
-        temporary = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(temporary, ignore_errors=True)
-        self.model.save_pretrained(temporary / "model")
-        save_file(self.target_encoder.state_dict(), str(temporary / "target_encoder.safetensors"))
-        torch.save(
-            {
+        with replacing_directory(directory) as temporary:
+            self.model.save_pretrained(temporary / "model")
+            save_file(self.target_encoder.state_dict(), str(temporary / "target_encoder.safetensors"))
+            state = {
                 "step": self.step,
                 "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(),
                 "history": self.history,
                 "config": asdict(self.config),
-            },
-            temporary / "trainer_state.pt",
-        )
-        shutil.rmtree(directory, ignore_errors=True)
-        temporary.rename(directory)
+            }
+            torch.save(state, temporary / "trainer_state.pt")
 
     def load_checkpoint(self, directory: Path) -> None:
         model = VJEPA2Model.from_pretrained(directory / "model")

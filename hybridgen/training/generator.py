@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
+from hybridgen.training.checkpoints import replacing_directory
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
 EVAL_SEED = 900_000
@@ -414,33 +414,29 @@ class GeneratorTrainer:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, directory: Path) -> None:
         """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
-        temporary = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
-        save_file(self.vae.state_dict(), str(temporary / "vae.safetensors"))
-        save_file(self.transformer.state_dict(), str(temporary / "transformer.safetensors"))
-        save_file(self.ema.state_dict(), str(temporary / "ema.safetensors"))
-        if self.latents is not None:
-            tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
-            save_file(tensors, str(temporary / "latents.safetensors"))
-        torch.save(
-            {
-                "vae_step": self.vae_step,
-                "step": self.step,
-                "vae_optimizer": self.vae_optimizer.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "history": self.history,
-                "reconstruction": self.reconstruction,
-                "latents_mean": list(self.vae.config.latents_mean),
-                "latents_std": list(self.vae.config.latents_std),
-                "prompts": self.prompts,
-                "config": asdict(self.config),
-            },
-            temporary / "trainer_state.pt",
-        )
-        shutil.rmtree(directory, ignore_errors=True)
-        temporary.rename(directory)
+        with replacing_directory(directory) as temporary:
+            save_file(self.vae.state_dict(), str(temporary / "vae.safetensors"))
+            save_file(self.transformer.state_dict(), str(temporary / "transformer.safetensors"))
+            save_file(self.ema.state_dict(), str(temporary / "ema.safetensors"))
+            if self.latents is not None:
+                tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
+                save_file(tensors, str(temporary / "latents.safetensors"))
+            torch.save(
+                {
+                    "vae_step": self.vae_step,
+                    "step": self.step,
+                    "vae_optimizer": self.vae_optimizer.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "generator": self.generator.get_state(),
+                    "history": self.history,
+                    "reconstruction": self.reconstruction,
+                    "latents_mean": list(self.vae.config.latents_mean),
+                    "latents_std": list(self.vae.config.latents_std),
+                    "prompts": self.prompts,
+                    "config": asdict(self.config),
+                },
+                temporary / "trainer_state.pt",
+            )
 
     def load_checkpoint(self, directory: Path) -> None:
         state = torch.load(directory / "trainer_state.pt", weights_only=False)

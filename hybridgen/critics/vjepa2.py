@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from transformers import VJEPA2Model
 
 from hybridgen.critics.report import CriticReport
-from hybridgen.video import as_frames
+from hybridgen.video import as_frames, resample_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -378,8 +378,7 @@ class VJEPA2Critic:
             raise ValueError(f"fps={fps} must be positive.")
         if self.fps is None or fps is None or math.isclose(fps, self.fps):
             return np.arange(num_frames)
-        count = max(1, int(num_frames * self.fps / fps))
-        return np.minimum(np.round(np.arange(count) * fps / self.fps).astype(int), num_frames - 1)
+        return resample_frames(np.arange(num_frames), fps, self.fps)
 
     def _reduce_tokens(self, token_errors: torch.Tensor) -> torch.Tensor:
         """`(n_windows, N_target)` -> `(n_windows,)`."""

@@ -15,7 +15,6 @@ import torch
 from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.pipelines.hybrid import describe_reports
 from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model
-from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
 
 def main() -> None:
@@ -39,14 +38,8 @@ def main() -> None:
 
     # 3. Write the chosen clip, a contact sheet of all candidates and their surprise curves
     out.save(args.output, fps=8)
-    labels = [f"#{i}  surprise {s:.4f}" for i, s in enumerate(out.surprises)]
-    sheet = contact_sheet(out.candidates, labels=labels, highlight=out.best_index)
-    save_image(sheet, args.output.with_name(args.output.stem + "_candidates.png"))
-    curves = [(report.window_starts, report.window_surprise) for report in out.reports]
-    figure = plot_surprise_curves(
-        curves, labels=labels, highlight=out.best_index, title="surprise per window"
-    )
-    save_figure(figure, args.output.with_name(args.output.stem + "_curves.png"))
+    out.save_contact_sheet(args.output.with_name(args.output.stem + "_candidates.png"))
+    out.save_surprise_plot(args.output.with_name(args.output.stem + "_curves.png"))
     print(describe_reports(out))
     print(f"wrote {args.output} and its _candidates.png / _curves.png")
 

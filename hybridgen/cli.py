@@ -1,6 +1,7 @@
 """The `hybridgen` command line: generate physically plausible clips, or score existing ones.
 
-hybridgen generate "a red ball bouncing" -o best.mp4 --generator ID --critic ID --candidates 4
+hybridgen generate "a red ball bouncing" -o best.mp4 --candidates 4      # the bundled toy world, offline
+hybridgen generate "a ball rolls off a table" -o best.mp4 --generator ID --critic ID
 hybridgen score clip1.mp4 clip2.mp4 --critic ID --json --plot curves.png
 """
 
@@ -25,8 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
     generate.add_argument("prompt", help="what the video should show")
     generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
-    generate.add_argument("--generator", required=True, help="diffusers pipeline: Hub id or local directory")
-    generate.add_argument("--critic", required=True, help="V-JEPA 2 model: Hub id or local directory")
+    generate.add_argument(
+        "--generator",
+        default="toyworld",
+        help="diffusers pipeline: Hub id, local directory or 'toyworld' (default: the bundled toy-world model)",
+    )
+    generate.add_argument(
+        "--critic",
+        help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the generator's bundled critic)",
+    )
     generate.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
     generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
     generate.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
@@ -34,11 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--width", type=int, help="frame width in pixels")
     generate.add_argument("--steps", type=int, help="denoising steps per candidate")
     generate.add_argument("--batch-size", type=int, help="videos per pipeline call")
-    generate.add_argument("--fps", type=float, default=16, help="frame rate of the written MP4s (default 16)")
+    generate.add_argument(
+        "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
+    )
     generate.add_argument(
         "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
     )
     generate.add_argument("--report", type=Path, metavar="JSON", help="write seeds and scores as JSON")
+    generate.add_argument(
+        "--sheet", type=Path, metavar="PNG", help="write a contact sheet of all candidates with their scores"
+    )
+    generate.add_argument("--plot", type=Path, metavar="PNG", help="plot the candidates' surprise curves")
     _add_device_options(generate)
 
     score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
@@ -102,10 +116,16 @@ def run_generate(args: argparse.Namespace) -> int:
     out.save(args.output, fps=args.fps)
     if args.save_candidates:
         out.save_candidates(args.save_candidates, fps=args.fps)
+    written = [args.output]
     if args.report:
-        out.save_report(args.report)
+        written.append(out.save_report(args.report))
+    if args.sheet:
+        written.append(out.save_contact_sheet(args.sheet))
+    if args.plot:
+        written.append(out.save_surprise_plot(args.plot))
     print(describe_reports(out))
-    print(f"wrote {args.output} (candidate {out.best_index}, {out.denoising_steps} denoising steps)")
+    print(f"chose candidate {out.best_index} ({out.denoising_steps} denoising steps)")
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0
 
 

@@ -21,6 +21,8 @@ from packaging.version import Version
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
 CRITIC_CONFIG_FILE = "critic_config.json"
+# hybridgen's file next to a pipeline's model_index.json: {"fps": clip frame rate, "pipeline_call": {keyword: default}}
+CALL_DEFAULTS_FILE = "call_defaults.json"
 
 WEIGHTS_DIR = Path(__file__).parent / "toyworld" / "weights"
 
@@ -181,3 +183,24 @@ def load_video_pipeline(
         )
     except (OSError, ValueError, HFValidationError) as error:
         raise _not_found(str(model_id), "video pipeline", error) from error
+
+
+def load_call_defaults(
+    model_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    local_files_only: bool | None = None,
+) -> tuple[dict, float | None]:
+    """The call defaults a generator checkpoint ships in `call_defaults.json`, if any.
+
+    Returns:
+        `(pipeline_call, fps)`: keyword defaults for the pipeline's `__call__` (e.g. the frame size it was trained
+        at) and the frame rate of its clips; `({}, None)` for checkpoints without the file (all Hub pipelines).
+    """
+    source = resolve(model_id, "generator")
+    offline = hub_offline() if local_files_only is None else local_files_only
+    options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
+    config = _read_checkpoint_json(source, CALL_DEFAULTS_FILE, options) or {}
+    fps = config.get("fps")
+    return dict(config.get("pipeline_call", {})), float(fps) if fps is not None else None

@@ -30,6 +30,7 @@ def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
         ["generate", "a red ball bouncing", "-o", str(output), "--generator", str(models / "generator")]
         + ["--critic", str(models / "critic"), "--candidates", "3", "--seed", "7"]
         + ["--save-candidates", str(tmp_path / "all"), "--report", str(tmp_path / "report.json")]
+        + ["--sheet", str(tmp_path / "sheet.png"), "--plot", str(tmp_path / "curves.png")]
         + TINY
     )
     assert code == 0
@@ -41,6 +42,7 @@ def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
     surprises = [c["surprise"] for c in report["candidates"]]
     assert report["best_index"] == int(np.argmin(surprises))
     assert "<- best" in capsys.readouterr().out
+    assert Image.open(tmp_path / "sheet.png").format == Image.open(tmp_path / "curves.png").format == "PNG"
 
 
 def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
@@ -82,6 +84,7 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
             "num_candidates",
         ),
         (["score", "CORRUPT", "--critic", "EMPTY"], "not a saved V-JEPA 2 model"),
+        (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN"], "no critic given"),
     ],
 )
 def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, message):

@@ -24,6 +24,8 @@ def saved(tmp_path_factory):
         json.dumps({"size": {"shortest_edge": 36}, "image_mean": [0.5] * 3, "image_std": [0.25] * 3})
     )
     tiny_pipeline("wan").save_pretrained(generator_dir)
+    call_defaults = {"fps": 8, "pipeline_call": TINY_CALL_KWARGS["wan"]}
+    (generator_dir / "call_defaults.json").write_text(json.dumps(call_defaults))
     populate_hf_cache(cache, CRITIC_ID, critic_dir)
     populate_hf_cache(cache, GENERATOR_ID, generator_dir)
     return {"critic": critic_dir, "generator": generator_dir, "cache": cache}
@@ -59,6 +61,24 @@ def test_hub_ids_load_offline_from_the_cache(saved, offline):
         **TINY_CALL_KWARGS["wan"],
     )
     assert len(out.candidates) == 2
+
+
+@pytest.mark.parametrize("where", ["directory", "hub cache"])
+def test_call_defaults_travel_with_the_generator(saved, offline, where):
+    generator = str(saved["generator"]) if where == "directory" else GENERATOR_ID
+    pipe = HybridPipeline.from_pretrained(
+        generator, critic=str(saved["critic"]), cache_dir=str(saved["cache"])
+    )
+    assert pipe.call_defaults == TINY_CALL_KWARGS["wan"] and pipe.fps == 8
+    out = pipe("a red ball", num_candidates=1, show_progress=False)  # no sizes: the checkpoint's defaults
+    assert out.video.shape == (17, 32, 32, 3) and out.denoising_steps == 2 and out.fps == 8
+    longer = pipe("a red ball", num_candidates=1, num_frames=21, show_progress=False)  # explicit wins
+    assert longer.video.shape == (21, 32, 32, 3)
+
+
+def test_a_hub_generator_needs_a_critic(saved):
+    with pytest.raises(ValueError, match="no critic given"):
+        HybridPipeline.from_pretrained(str(saved["generator"]))
 
 
 def test_torch_dtype_is_forwarded(saved):

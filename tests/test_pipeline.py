@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model
@@ -107,6 +108,26 @@ def test_save_writes_the_chosen_clip(wan, tmp_path):
     assert [p.name for p in paths] == ["candidate_0.mp4", "candidate_1.mp4"]
     report = out.to_dict()
     assert report["best_index"] == out.best_index and len(report["candidates"]) == 2
+
+
+def test_contact_sheet_and_surprise_plot(wan, tmp_path):
+    out = generate(wan, num_candidates=3)
+    sheet = Image.open(out.save_contact_sheet(tmp_path / "sheet.png"))
+    plot = Image.open(out.save_surprise_plot(tmp_path / "curves.png"))
+    assert sheet.height > 3 * 32 and sheet.width > 32 and plot.width > 100
+    assert out.candidate_labels()[1] == f"#1  surprise {out.surprises[1]:.4f}"
+
+
+def test_call_defaults_are_checked_and_used(critic):
+    with pytest.raises(TypeError, match="call_defaults: WanPipeline has no argument 'num_frame'"):
+        HybridPipeline(tiny_pipeline("wan"), critic, call_defaults={"num_frame": 17})
+    with pytest.raises(ValueError, match="fps must be positive"):
+        HybridPipeline(tiny_pipeline("wan"), critic, fps=0)
+    pipe = HybridPipeline(tiny_pipeline("wan"), critic, call_defaults=TINY_CALL_KWARGS["wan"], fps=8)
+    out = pipe("a red ball bouncing", num_candidates=1, generator=torch.Generator().manual_seed(0))
+    reference = generate(HybridPipeline(tiny_pipeline("wan"), critic), num_candidates=1)
+    np.testing.assert_array_equal(out.video, reference.video)
+    assert (out.fps, reference.fps) == (8, 16)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """HybridPipeline: a diffusers video pipeline proposes, a world-model critic judges.
 
+pipe = HybridPipeline.from_pretrained("toyworld")  # the bundled toy-world generator and critic, offline
 pipe = HybridPipeline.from_pretrained("Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
                                       critic="facebook/vjepa2-vitl-fpc64-256", torch_dtype=torch.bfloat16)
 out = pipe("a red ball bouncing", num_candidates=4, generator=torch.Generator().manual_seed(0))
-out.save("best.mp4", fps=16)
+out.save("best.mp4")
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import torch
 
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import VJEPA2Critic
-from hybridgen.models import load_video_pipeline
+from hybridgen.models import BUNDLED, load_call_defaults, load_video_pipeline
 from hybridgen.pipelines.rerank import call_parameters, generate_candidates
 from hybridgen.video import write_json_atomic, write_video
+from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
 STRATEGIES = ("rerank",)
+DEFAULT_FPS = 16.0  # frame rate assumed for clips of generators that do not state theirs
 # Arguments HybridPipeline sets itself on every call of the video pipeline.
 RESERVED_ARGUMENTS = ("prompt", "generator", "num_videos_per_prompt", "output_type", "return_dict", "latents")
 # The common text-to-video call contract every supported pipeline must accept.
@@ -38,6 +41,7 @@ class HybridOutput:
         seeds: the seed each candidate was generated from (rerun one with `torch.Generator().manual_seed(seed)`).
         denoising_steps: total denoising steps spent over all candidates.
         strategy, prompt: what was asked.
+        fps: frame rate of the clips (the generator's, when its checkpoint states it; else 16).
     """
 
     video: np.ndarray
@@ -48,22 +52,44 @@ class HybridOutput:
     denoising_steps: int
     strategy: str
     prompt: str
+    fps: float = DEFAULT_FPS
 
     @property
     def surprises(self) -> list[float]:
         return [report.surprise for report in self.reports]
 
-    def save(self, path: str | Path, fps: float = 16) -> Path:
-        """Write the chosen clip as H.264 MP4 (atomically)."""
-        return write_video(self.video, path, fps=fps)
+    def save(self, path: str | Path, fps: float | None = None) -> Path:
+        """Write the chosen clip as H.264 MP4 (atomically), at `fps` or the clips' own frame rate."""
+        return write_video(self.video, path, fps=fps or self.fps)
 
-    def save_candidates(self, directory: str | Path, fps: float = 16) -> list[Path]:
+    def save_candidates(self, directory: str | Path, fps: float | None = None) -> list[Path]:
         """Write every candidate as `candidate_<i>.mp4` in `directory`."""
         directory = Path(directory)
         return [
-            write_video(clip, directory / f"candidate_{i}.mp4", fps=fps)
+            write_video(clip, directory / f"candidate_{i}.mp4", fps=fps or self.fps)
             for i, clip in enumerate(self.candidates)
         ]
+
+    def candidate_labels(self) -> list[str]:
+        return [f"#{i}  surprise {s:.4f}" for i, s in enumerate(self.surprises)]
+
+    def save_contact_sheet(self, path: str | Path, frames_per_row: int = 8) -> Path:
+        """Write a PNG with one row of frames per candidate, labelled with its surprise; the best is framed."""
+        sheet = contact_sheet(
+            self.candidates,
+            labels=self.candidate_labels(),
+            highlight=self.best_index,
+            frames_per_row=frames_per_row,
+        )
+        return save_image(sheet, path)
+
+    def save_surprise_plot(self, path: str | Path) -> Path:
+        """Write a PNG plot of every candidate's surprise per window; the best is highlighted."""
+        curves = [(report.window_starts, report.window_surprise) for report in self.reports]
+        figure = plot_surprise_curves(
+            curves, labels=self.candidate_labels(), highlight=self.best_index, title=self.prompt
+        )
+        return save_figure(figure, path)
 
     def to_dict(self) -> dict:
         return {
@@ -97,9 +123,14 @@ class HybridPipeline:
         pipeline: any diffusers text-to-video pipeline taking `prompt, num_frames, height, width,
             num_inference_steps, generator, output_type` (tested: WanPipeline, LTXPipeline, CogVideoXPipeline).
         critic: a `VJEPA2Critic`.
+        call_defaults: keyword defaults for the pipeline's `__call__` (e.g. the frame size a small model was
+            trained at); explicit arguments of a `HybridPipeline` call override them.
+        fps: frame rate of the pipeline's clips, used to write MP4s and passed to the critic (default 16).
     """
 
-    def __init__(self, pipeline, critic: VJEPA2Critic):
+    def __init__(
+        self, pipeline, critic: VJEPA2Critic, *, call_defaults: dict | None = None, fps: float | None = None
+    ):
         if not isinstance(critic, VJEPA2Critic):
             raise TypeError(f"critic must be a VJEPA2Critic, got {type(critic).__name__}.")
         if not callable(pipeline):
@@ -110,15 +141,20 @@ class HybridPipeline:
                 f"{type(pipeline).__name__} is not a text-to-video pipeline HybridPipeline can drive: its __call__ "
                 f"lacks {', '.join(missing)}."
             )
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps!r}.")
         self.pipeline = pipeline
         self.critic = critic
+        self.call_defaults = dict(call_defaults or {})
+        self._check_pipeline_kwargs(self.call_defaults, "call_defaults")
+        self.fps = float(fps) if fps is not None else None
 
     @classmethod
     def from_pretrained(
         cls,
         generator_id: str,
         *,
-        critic: str | VJEPA2Critic,
+        critic: str | VJEPA2Critic | None = None,
         torch_dtype: torch.dtype | None = None,
         critic_torch_dtype: torch.dtype | None = None,
         variant: str | None = None,
@@ -128,16 +164,24 @@ class HybridPipeline:
         device: str | torch.device | None = None,
     ) -> HybridPipeline:
         """Load the video pipeline (`DiffusionPipeline.from_pretrained`) and the critic (a Hub id, directory
-        or `VJEPA2Critic`). `torch_dtype` applies to both unless `critic_torch_dtype` is given; `revision` and
-        `variant` apply to the video pipeline only."""
-        pipeline = load_video_pipeline(
-            generator_id,
-            torch_dtype=torch_dtype,
-            variant=variant,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-        )
+        or `VJEPA2Critic`).
+
+        `generator_id` is a Hub id, a local directory or a bundled name: `"toyworld"` loads the bundled toy-world
+        generator and, unless `critic` says otherwise, the bundled critic, with no network. A generator
+        checkpoint's `call_defaults.json` (frame size, steps, frame rate), if it has one, becomes the call
+        defaults. `torch_dtype` applies to both models unless `critic_torch_dtype` is given; `revision` and
+        `variant` apply to the video pipeline only.
+        """
+        if critic is None:
+            if str(generator_id) not in BUNDLED:
+                raise ValueError(
+                    f"no critic given for {generator_id!r}: pass critic= a V-JEPA 2 Hub id (e.g. "
+                    "'facebook/vjepa2-vitl-fpc64-256'), a directory, a VJEPA2Critic, or 'toyworld'."
+                )
+            critic = str(generator_id)
+        hub_options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        pipeline = load_video_pipeline(generator_id, torch_dtype=torch_dtype, variant=variant, **hub_options)
+        call_defaults, fps = load_call_defaults(generator_id, **hub_options)
         if not isinstance(critic, VJEPA2Critic):
             critic = VJEPA2Critic.from_pretrained(
                 critic,
@@ -145,7 +189,7 @@ class HybridPipeline:
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
             )
-        hybrid = cls(pipeline, critic)
+        hybrid = cls(pipeline, critic, call_defaults=call_defaults, fps=fps)
         return hybrid.to(device) if device is not None else hybrid
 
     def to(self, device: str | torch.device) -> HybridPipeline:
@@ -169,13 +213,18 @@ class HybridPipeline:
             )
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
+
+    def _check_pipeline_kwargs(self, kwargs: dict, where: str) -> None:
         accepted = call_parameters(self.pipeline)
-        for name in pipeline_kwargs:
+        for name in kwargs:
             if name in RESERVED_ARGUMENTS:
-                raise TypeError(f"{name!r} is set by HybridPipeline itself; do not pass it.")
+                raise TypeError(f"{where}: {name!r} is set by HybridPipeline itself; do not pass it.")
             if name not in accepted:
                 valid = ", ".join(sorted(n for n in accepted if n not in RESERVED_ARGUMENTS and n != "self"))
-                raise TypeError(f"{type(self.pipeline).__name__} has no argument {name!r}. Valid: {valid}.")
+                raise TypeError(
+                    f"{where}: {type(self.pipeline).__name__} has no argument {name!r}. Valid: {valid}."
+                )
 
     def __call__(
         self,
@@ -196,7 +245,8 @@ class HybridPipeline:
 
         Args:
             generator: seeds the per-candidate seeds; the same generator state gives the same candidates.
-            num_frames, height, width, num_inference_steps: passed to the video pipeline when given.
+            num_frames, height, width, num_inference_steps: passed to the video pipeline when given (else the
+                call defaults, else the pipeline's own defaults).
             batch_size: videos per pipeline call (default: all candidates at once where the pipeline allows).
             pipeline_kwargs: further arguments of the video pipeline's `__call__` (e.g. `guidance_scale`);
                 a name it does not accept is an error.
@@ -205,7 +255,8 @@ class HybridPipeline:
         self.check_inputs(prompt, num_candidates, strategy, generator, batch_size, pipeline_kwargs)
         sizes = {"num_frames": num_frames, "height": height, "width": width}
         sizes["num_inference_steps"] = num_inference_steps
-        call_kwargs = {name: value for name, value in sizes.items() if value is not None}
+        call_kwargs = dict(self.call_defaults)
+        call_kwargs.update({name: value for name, value in sizes.items() if value is not None})
         call_kwargs.update(pipeline_kwargs)
 
         # 2. One seed per candidate, drawn from the caller's generator
@@ -222,7 +273,7 @@ class HybridPipeline:
             )
 
         # 4. Score them
-        reports = self.critic.score_batch(candidates)
+        reports = self.critic.score_batch(candidates, fps=self.fps)
 
         # 5. Keep the least surprising
         best_index = int(np.argmin([report.surprise for report in reports]))
@@ -235,6 +286,7 @@ class HybridPipeline:
             denoising_steps=denoising_steps,
             strategy=strategy,
             prompt=prompt,
+            fps=self.fps or DEFAULT_FPS,
         )
 
 

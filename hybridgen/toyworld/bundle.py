@@ -1,9 +1,10 @@
 """Copy a trained toy-world model into the package, with a model card, so the name `toyworld` resolves to it.
 
     python -m hybridgen.toyworld.bundle critic runs/toyworld-critic [--results results.json]
+    python -m hybridgen.toyworld.bundle generator runs/toyworld-generator [--results results.json]
 
 The card records the recipe (the training log's config), the training time, and — given the JSON written by
-`benchmarks/toyworld_critic.py` — the measured violation-pair scores.
+`benchmarks/toyworld_critic.py` or `benchmarks/toyworld_best_of_n.py` — the measured scores.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import torch
 from hybridgen.training.checkpoints import replacing_directory
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-FILES = {"critic": ("config.json", "model.safetensors", "critic_config.json")}
+# what each role ships: files, and for the generator the diffusers component folders (not checkpoint/ or the log)
+FILES = {
+    "critic": ("config.json", "model.safetensors", "critic_config.json"),
+    "generator": ("model_index.json", "call_defaults.json"),
+}
+GENERATOR_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae")
 
 
 def critic_card(run_dir: Path, results: dict | None) -> str:
@@ -82,17 +88,101 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def generator_card(run_dir: Path, results: dict | None) -> str:
+    log = [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
+    state = torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
+    config = state["config"]
+    call = json.loads((run_dir / "call_defaults.json").read_text())
+    sizes = {
+        name: sum(f.stat().st_size for f in (run_dir / name).glob("*.safetensors")) / 1e6
+        for name in ("vae", "transformer", "text_encoder")
+    }
+    encode = next((row for row in log if row.get("stage") == "encode"), {})
+    transformer_losses = [row["loss"] for row in log if row.get("stage") == "transformer"]
+    lines = [
+        "# toyworld generator",
+        "",
+        "A tiny text-to-video `WanPipeline` (diffusers) trained by `hybridgen train-generator` on hybridgen's toy",
+        "physics world: prompts like 'a red ball bouncing', 'two blue balls falling', 'three balls bouncing'. Every",
+        "part is a standard class (`AutoencoderKLWan`, `WanTransformer3DModel`, `UMT5EncoderModel`,",
+        "`FlowMatchEulerDiscreteScheduler`), so it loads with `DiffusionPipeline.from_pretrained` and",
+        '`HybridPipeline.from_pretrained("toyworld")` drives it through the same code path as any Wan checkpoint.',
+        "",
+        "## Model",
+        f"- Clips: {call['pipeline_call']['num_frames']} frames at {call['pipeline_call']['width']}x"
+        f"{call['pipeline_call']['height']}, {call['fps']:g} fps (`call_defaults.json` holds these and the"
+        f" sampling defaults: {call['pipeline_call']['num_inference_steps']} steps, guidance scale "
+        f"{call['pipeline_call']['guidance_scale']}).",
+        f"- float32 safetensors: VAE {sizes['vae']:.1f} MB, transformer {sizes['transformer']:.1f} MB (EMA weights),"
+        f" text encoder {sizes['text_encoder']:.1f} MB (a tiny random UMT5, frozen; the tokenizer is built"
+        " locally).",
+        "",
+        "## Recipe",
+        f"- Data: {config['num_clips']} toy-world clips (seeds {config['seed']} onward), half 'bouncing', half "
+        "'falling', 1-3 balls, captions from the world's own describer.",
+        f"- Stage 1, VAE: {config['vae_steps']} steps of batch {config['vae_batch_size']} ({config['vae_frames']}"
+        f"-frame windows), L1 + MSE with ball pixels weighted x{config['ball_weight']:g}, KL weight "
+        f"{config['kl_weight']:g}. Held-out reconstruction: {_format_reconstruction(encode)}.",
+        f"- Stage 2, transformer: {config['steps']} steps of batch {config['batch_size']}, flow matching "
+        f"(logit-normal timesteps, shift {config['flow_shift']:g}), lr {config['lr']:g} cosine to "
+        f"{config['min_lr']:g}, caption dropout {config['caption_dropout']:g}, EMA {config['ema_decay']:g}. Final "
+        f"loss (mean of the last 50 steps): {sum(transformer_losses[-50:]) / max(1, len(transformer_losses[-50:])):.4f}.",
+        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time (of the last segment, if resumed) on "
+        "a 2-core CPU shared with other jobs, 1 torch thread.",
+        "- Reproduce: `make toyworld-generator`.",
+        "",
+        "It is imperfect the way real generators are: balls sometimes blur, split, flicker or drift. That spread is",
+        "what the bundled critic ranks.",
+    ]
+    if results:
+        lines += ["", "## Measured (`benchmarks/toyworld_best_of_n.py`)", ""] + results_lines(results)
+    return "\n".join(lines) + "\n"
+
+
+def _format_reconstruction(encode: dict) -> str:
+    metrics = encode.get("reconstruction")
+    if not metrics:
+        return "not recorded"
+    return ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
+
+
+def results_lines(results: dict) -> list[str]:
+    """Best-of-N and prompt-following lines from `benchmarks/toyworld_best_of_n.py` JSON."""
+    lines = [
+        f"{results['groups']} prompt x seed groups, {results['max_candidates']} candidates each.",
+        "",
+        "| N | best-of-N physics error | average candidate | random pick |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in results["best_of_n"]:
+        lines.append(f"| {row['n']} | {row['best']:.4f} | {row['average']:.4f} | {row['random']:.4f} |")
+    following = results["prompt_following"]
+    lines += [
+        "",
+        f"Prompt following over all candidates: count accuracy {following['count']:.2f}, colour accuracy "
+        f"{following['colour']:.2f} (prompts naming a colour).",
+    ]
+    return lines
+
+
+CARDS = {"critic": critic_card, "generator": generator_card}
+
+
 def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
     if role not in FILES:
         raise ValueError(f"unknown role {role!r}; known: {', '.join(FILES)}.")
+    folders = GENERATOR_COMPONENTS if role == "generator" else ()
     missing = [name for name in FILES[role] if not (run_dir / name).is_file()]
+    missing += [name + "/" for name in folders if not (run_dir / name).is_dir()]
     if missing:
         raise FileNotFoundError(f"{run_dir} lacks {', '.join(missing)}: is it a finished training run?")
     target = WEIGHTS_DIR / role
     with replacing_directory(target) as temporary:
         for name in FILES[role]:
             shutil.copy2(run_dir / name, temporary / name)
-        (temporary / "README.md").write_text(critic_card(run_dir, results))
+        for name in folders:
+            shutil.copytree(run_dir / name, temporary / name)
+        (temporary / "README.md").write_text(CARDS[role](run_dir, results))
     return target
 
 
@@ -100,7 +190,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("role", choices=sorted(FILES))
     parser.add_argument("run_dir", type=Path, help="output directory of the training command")
-    parser.add_argument("--results", type=Path, help="JSON from benchmarks/toyworld_critic.py for the card")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="benchmark JSON for the card (benchmarks/toyworld_critic.py or benchmarks/toyworld_best_of_n.py)",
+    )
     args = parser.parse_args()
     results = json.loads(args.results.read_text()) if args.results else None
     print(f"bundled {bundle(args.role, args.run_dir, results)}")

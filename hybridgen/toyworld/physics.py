@@ -50,6 +50,7 @@ class PhysicsReport:
     counts: np.ndarray  # (T,) tracked objects per frame
     tracks: np.ndarray  # (K, T, 2) centroids in px, NaN where missing or merged
     gravity: float  # estimated, px/frame^2 (down > 0)
+    colours: np.ndarray  # (K, T, 3) mean interior colour in [0, 1], NaN where missing or merged
 
     def __str__(self) -> str:
         terms = ", ".join(f"{k}={v:.3f}" for k, v in self.terms.items())
@@ -414,4 +415,4 @@ def physics_report(frames: np.ndarray) -> PhysicsReport:
     per["flicker"][1:] = np.clip(np.abs(np.diff(blobs.background)) - FLICKER_TOL, 0, None)
 
     terms = {k: float(v.sum() / (T - 1)) for k, v in per.items()}
-    return PhysicsReport(float(sum(terms.values())), terms, per, counts, pos, g)
+    return PhysicsReport(float(sum(terms.values())), terms, per, counts, pos, g, colour)

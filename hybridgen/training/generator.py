@@ -37,8 +37,10 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
 from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.video import write_json_atomic
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
 EVAL_SEED = 900_000
@@ -114,6 +116,9 @@ class GeneratorTrainingConfig:
     logit_std: float = 1.0
     flow_shift: float = 2.0  # used for training sigmas and by the saved FlowMatchEulerDiscreteScheduler
     max_sequence_length: int = 512  # the WanPipeline default: train with the padding users will call with
+    # sampling defaults shipped in call_defaults.json (HybridPipeline and the CLI use them)
+    sample_steps: int = 20
+    sample_guidance_scale: float = 4.0
     # architectures and bookkeeping
     text_dim: int = 32
     vae: dict = field(default_factory=default_vae_config)
@@ -520,7 +525,23 @@ class GeneratorTrainer:
         # 4. ship the EMA transformer in a standard WanPipeline
         pipe = self.pipeline()
         pipe.save_pretrained(output_dir)
+        write_call_defaults(output_dir, c)
         return pipe
+
+
+def write_call_defaults(output_dir: str | Path, config: GeneratorTrainingConfig) -> Path:
+    """Write `call_defaults.json`: the clip size and frame rate the generator was trained on and its sampling
+    defaults, which `HybridPipeline.from_pretrained` applies unless the caller overrides them."""
+    call = {
+        "num_frames": config.num_frames,
+        "height": config.size,
+        "width": config.size,
+        "num_inference_steps": config.sample_steps,
+        "guidance_scale": config.sample_guidance_scale,
+    }
+    return write_json_atomic(
+        {"fps": config.fps, "pipeline_call": call}, Path(output_dir) / CALL_DEFAULTS_FILE
+    )
 
 
 # ---------------------------------------------------------------------- entry point

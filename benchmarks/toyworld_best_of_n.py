@@ -1,0 +1,236 @@
+"""Does best-of-N by surprise pick physically better clips? The bundled toy-world generator, judged by ground truth.
+
+For each prompt x seed group, `HybridPipeline` generates `--candidates` clips (each from its own seed) and the
+critic scores them. Every candidate also gets the toy world's independent, pixels-only physics error and a
+prompt-following check (ball count and colour read off the pixels). For N = 1, 2, 4, ... the candidates of a group
+are cut into disjoint blocks of N and, over all blocks, we report the physics error of
+
+- best:    the block's least surprising candidate (what `HybridPipeline` returns);
+- average: the block's mean candidate (the expected error of an unranked pick);
+- random:  one candidate drawn at random from the block (seeded);
+- oracle:  the block's lowest physics error (the ceiling any critic could reach).
+
+Timing: the main job (load `toyworld`, best-of-4 for one prompt, write the MP4) and, per candidate, scoring
+against generating.
+
+    python benchmarks/toyworld_best_of_n.py --json results.json --plot best_of_n.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybridgen import HybridPipeline
+from hybridgen.toyworld import physics_error
+from hybridgen.toyworld.prompts import follows_prompt
+
+PROMPTS = (
+    "a red ball bouncing",
+    "a blue ball falling",
+    "two green balls bouncing",
+    "two yellow balls falling",
+    "three balls bouncing",
+    "a white ball bouncing",
+    "two magenta balls bouncing",
+    "three cyan balls falling",
+)
+
+
+def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> dict:
+    """Generate and score one group; per-candidate surprise, physics error, prompt following and timings."""
+    started = time.perf_counter()
+    out = pipe(
+        prompt,
+        num_candidates=candidates,
+        generator=torch.Generator().manual_seed(seed),
+        show_progress=False,
+    )
+    total = time.perf_counter() - started
+    started = time.perf_counter()
+    pipe.critic.score_batch(out.candidates, fps=pipe.fps)  # the scoring part of the call, timed alone
+    scoring = time.perf_counter() - started
+    following = [follows_prompt(clip, prompt) for clip in out.candidates]
+    return {
+        "prompt": prompt,
+        "seed": seed,
+        "surprise": out.surprises,
+        "physics_error": [physics_error(clip) for clip in out.candidates],
+        "count_ok": [row["count"] for row in following],
+        "colour_ok": [row["colour"] for row in following],
+        "seconds_total": total,
+        "seconds_scoring": scoring,
+    }
+
+
+def best_of_n(groups: list[dict], sizes: list[int], seed: int = 0) -> list[dict]:
+    """Mean physics error of best / average / random / oracle picks over disjoint blocks of N candidates."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        picks = {"best": [], "average": [], "random": [], "oracle": []}
+        for group in groups:
+            surprise, error = np.array(group["surprise"]), np.array(group["physics_error"])
+            for start in range(0, len(error) - n + 1, n):
+                s, e = surprise[start : start + n], error[start : start + n]
+                picks["best"].append(e[np.argmin(s)])
+                picks["average"].append(e.mean())
+                picks["random"].append(e[rng.integers(n)])
+                picks["oracle"].append(e.min())
+        row = {"n": n, "blocks": len(picks["best"])}
+        row.update({name: float(np.mean(values)) for name, values in picks.items()})
+        row["best_over_average"] = row["best"] / row["average"] if row["average"] > 0 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def rank_correlation(groups: list[dict]) -> float:
+    """Mean within-group Spearman correlation of surprise and physics error."""
+    values = []
+    for group in groups:
+        s = np.argsort(np.argsort(group["surprise"]))
+        e = np.argsort(np.argsort(group["physics_error"]))
+        if np.std(s) > 0 and np.std(e) > 0:
+            values.append(float(np.corrcoef(s, e)[0, 1]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def time_main_job(generator: str, critic: str | None, candidates: int) -> dict:
+    """Wall time of the README's main job, in process: load, best-of-N for one prompt, write MP4 + pictures."""
+    started = time.perf_counter()
+    pipe = HybridPipeline.from_pretrained(generator, critic=critic)
+    loaded = time.perf_counter()
+    out = pipe(
+        "a red ball bouncing",
+        num_candidates=candidates,
+        generator=torch.Generator().manual_seed(0),
+        show_progress=False,
+    )
+    generated = time.perf_counter()
+    with tempfile.TemporaryDirectory() as directory:
+        out.save(Path(directory) / "best.mp4")
+        out.save_contact_sheet(Path(directory) / "candidates.png")
+        out.save_surprise_plot(Path(directory) / "curves.png")
+    done = time.perf_counter()
+    return {
+        "candidates": candidates,
+        "seconds_load": loaded - started,
+        "seconds_generate_and_score": generated - loaded,
+        "seconds_write": done - generated,
+        "seconds_total": done - started,
+    }
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from hybridgen.viz import save_figure
+
+    figure = Figure(figsize=(5, 3.5))
+    axes = figure.subplots()
+    ns = [row["n"] for row in rows]
+    for name, style in (("average", "--"), ("random", ":"), ("best", "-o"), ("oracle", "-.")):
+        axes.plot(
+            ns, [row[name] for row in rows], style, label=name if name != "best" else "best by surprise"
+        )
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(ns, [str(n) for n in ns])
+    axes.set_xlabel("candidates N")
+    axes.set_ylabel("physics error (toy-world checker)")
+    axes.set_title("best-of-N on the toy world")
+    axes.legend()
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--generator", default="toyworld", help="generator id (default: the bundled one)")
+    parser.add_argument("--critic", help="critic id (default: the generator's bundled critic)")
+    parser.add_argument(
+        "--prompts", type=int, default=len(PROMPTS), help=f"how many of the {len(PROMPTS)} prompts"
+    )
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2)")
+    parser.add_argument("--candidates", type=int, default=16, help="candidates per group (default 16)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--plot", type=Path, help="write the best-of-N plot here (PNG)")
+    args = parser.parse_args()
+    if not 1 <= args.prompts <= len(PROMPTS):
+        parser.error(f"--prompts must be 1..{len(PROMPTS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = [n for n in (1, 2, 4, 8, 16) if n <= args.candidates]
+
+    main_job = time_main_job(args.generator, args.critic, candidates=4)
+    pipe = HybridPipeline.from_pretrained(args.generator, critic=args.critic)
+    groups = [
+        run_group(pipe, prompt, 1000 + seed, args.candidates)
+        for prompt in PROMPTS[: args.prompts]
+        for seed in range(args.seeds)
+    ]
+    rows = best_of_n(groups, sizes)
+    count_ok = [ok for group in groups for ok in group["count_ok"]]
+    colour_ok = [ok for group in groups for ok in group["colour_ok"] if ok is not None]
+    scoring = sum(group["seconds_scoring"] for group in groups)
+    generating = sum(group["seconds_total"] for group in groups) - scoring
+    results = {
+        "generator": args.generator,
+        "critic": args.critic or args.generator,
+        "groups": len(groups),
+        "max_candidates": args.candidates,
+        "best_of_n": rows,
+        "rank_correlation": rank_correlation(groups),
+        "prompt_following": {
+            "count": float(np.mean(count_ok)),
+            "colour": float(np.mean(colour_ok)) if colour_ok else float("nan"),
+            "clips": len(count_ok),
+        },
+        "timing": {
+            "main_job": main_job,
+            "seconds_per_candidate_generate": generating / len(count_ok),
+            "seconds_per_candidate_score": scoring / len(count_ok),
+            "score_over_generate": scoring / generating,
+        },
+        "environment": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "groups_detail": groups,
+    }
+
+    print(f"{len(groups)} groups x {args.candidates} candidates ({args.generator})")
+    print("|   N | blocks | best (surprise) | average | random | oracle | best / average |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['n']:>3} | {row['blocks']:>6} | {row['best']:.4f} | {row['average']:.4f} | "
+            f"{row['random']:.4f} | {row['oracle']:.4f} | {row['best_over_average']:.2f} |"
+        )
+    following = results["prompt_following"]
+    print(f"prompt following: count {following['count']:.3f}, colour {following['colour']:.3f}")
+    print(f"surprise vs physics error, within-group Spearman: {results['rank_correlation']:.3f}")
+    timing = results["timing"]
+    print(
+        f"per candidate: generate {timing['seconds_per_candidate_generate']:.2f} s, score "
+        f"{timing['seconds_per_candidate_score']:.3f} s ({timing['score_over_generate']:.1%} of generating)"
+    )
+    print(f"main job (load + best-of-4 + write): {main_job['seconds_total']:.1f} s")
+    if args.json:
+        from hybridgen.video import write_json_atomic
+
+        write_json_atomic(results, args.json)
+    if args.plot:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Prompt following in the toy world: reading prompts, and counting and naming balls from pixels."""
+
+import numpy as np
+import pytest
+
+from hybridgen.toyworld import COLOURS, make_clip
+from hybridgen.toyworld.prompts import PromptSpec, clip_contents, follows_prompt, name_colour, parse_prompt
+
+
+@pytest.mark.parametrize(
+    "prompt, spec",
+    [
+        ("a red ball bouncing", PromptSpec(1, "red")),
+        ("two blue balls falling", PromptSpec(2, "blue")),
+        ("Three balls bouncing", PromptSpec(3, None)),
+        ("3 yellow balls", PromptSpec(3, "yellow")),
+        ("balls in a box", PromptSpec(None, None)),  # "a" not before "ball(s)" or a colour is no count
+    ],
+)
+def test_parse_prompt(prompt, spec):
+    assert parse_prompt(prompt) == spec
+
+
+def test_colours_are_named_by_hue_not_brightness():
+    for name, rgb in COLOURS.items():
+        assert name_colour(np.array(rgb) / 255) == name
+        assert name_colour(0.6 * np.array(rgb) / 255) == name  # a dim ball keeps its name
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_rendered_clips_follow_their_own_captions(size):
+    for seed in range(40):
+        frames, info = make_clip(seed, size=size, num_frames=17)
+        result = follows_prompt(frames, info.caption)
+        assert result["count"] is True, (seed, info.caption, clip_contents(frames))
+        assert result["colour"] in (True, None)
+
+
+def test_wrong_prompts_are_caught():
+    frames, info = make_clip(0, num_balls=2, colours=["green", "green"])
+    assert info.caption.startswith("two green balls")
+    assert follows_prompt(frames, "a green ball bouncing") == {"count": False, "colour": True}
+    assert follows_prompt(frames, "two red balls bouncing") == {"count": True, "colour": False}
+    assert follows_prompt(frames, "balls") == {"count": None, "colour": None}
+
+
+def test_an_empty_clip_shows_nothing():
+    contents = clip_contents(np.zeros((8, 32, 32, 3), np.uint8))
+    assert (contents.count, contents.colour, contents.colours) == (0, None, {})

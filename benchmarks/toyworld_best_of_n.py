@@ -24,8 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import diffusers
 import numpy as np
 import torch
+import transformers
 
 from hybridgen import HybridPipeline
 from hybridgen.toyworld import physics_error
@@ -166,6 +168,8 @@ def main() -> None:
         parser.error(f"--prompts must be 1..{len(PROMPTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     sizes = [n for n in (1, 2, 4, 8, 16) if n <= args.candidates]
 
     main_job = time_main_job(args.generator, args.critic, candidates=4)

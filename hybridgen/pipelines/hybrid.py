@@ -9,7 +9,7 @@ out.save("best.mp4")
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,15 @@ import torch
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import VJEPA2Critic
 from hybridgen.models import BUNDLED, load_call_defaults, load_video_pipeline
+from hybridgen.pipelines.denoising import recording_clean_latents
+from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
+from hybridgen.pipelines.latents import pipeline_family
 from hybridgen.pipelines.rerank import call_parameters, generate_candidates
+from hybridgen.pipelines.search import SearchOptions, call_value, search_candidates
 from hybridgen.video import write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
-STRATEGIES = ("rerank",)
+STRATEGIES = ("rerank", "search", "guidance")
 DEFAULT_FPS = 16.0  # frame rate assumed for clips of generators that do not state theirs
 # Arguments HybridPipeline sets itself on every call of the video pipeline.
 RESERVED_ARGUMENTS = ("prompt", "generator", "num_videos_per_prompt", "output_type", "return_dict", "latents")
@@ -42,6 +46,10 @@ class HybridOutput:
         denoising_steps: total denoising steps spent over all candidates.
         strategy, prompt: what was asked.
         fps: frame rate of the clips (the generator's, when its checkpoint states it; else 16).
+        search_history: for strategy="search", one entry per checkpoint: the step, the seeds alive, their
+            x̂0 surprise and the seeds kept. `candidates` then holds the finished survivors only.
+        guidance_history: for strategy="guidance", one entry per guided step and call: the step and the x̂0
+            surprise of each video before its push.
     """
 
     video: np.ndarray
@@ -53,6 +61,8 @@ class HybridOutput:
     strategy: str
     prompt: str
     fps: float = DEFAULT_FPS
+    search_history: list[dict] = field(default_factory=list)
+    guidance_history: list[dict] = field(default_factory=list)
 
     @property
     def surprises(self) -> list[float]:
@@ -97,6 +107,8 @@ class HybridOutput:
             "strategy": self.strategy,
             "best_index": self.best_index,
             "denoising_steps": self.denoising_steps,
+            "search_history": self.search_history,
+            "guidance_history": self.guidance_history,
             "candidates": [
                 {"index": i, "seed": seed, **report.to_dict()}
                 for i, (seed, report) in enumerate(zip(self.seeds, self.reports))
@@ -197,7 +209,9 @@ class HybridPipeline:
         self.critic.to(device)
         return self
 
-    def check_inputs(self, prompt, num_candidates, strategy, generator, batch_size, pipeline_kwargs) -> None:
+    def check_inputs(
+        self, prompt, num_candidates, strategy, generator, batch_size, search, guidance, pipeline_kwargs
+    ) -> None:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
         if not prompt.strip():
@@ -213,6 +227,18 @@ class HybridPipeline:
             )
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        for name, options, kind in (
+            ("search", search, SearchOptions),
+            ("guidance", guidance, GuidanceOptions),
+        ):
+            if options is None:
+                continue
+            if not isinstance(options, kind):
+                raise TypeError(f"{name}= takes a {kind.__name__}, got {type(options).__name__}.")
+            if strategy != name:
+                raise ValueError(
+                    f"{name}= options were given but strategy is {strategy!r}; pass strategy={name!r}."
+                )
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
 
     def _check_pipeline_kwargs(self, kwargs: dict, where: str) -> None:
@@ -238,21 +264,33 @@ class HybridPipeline:
         width: int | None = None,
         num_inference_steps: int | None = None,
         batch_size: int | None = None,
+        search: SearchOptions | None = None,
+        guidance: GuidanceOptions | None = None,
         show_progress: bool = True,
         **pipeline_kwargs,
     ) -> HybridOutput:
         """Generate `num_candidates` clips for `prompt` and return the least surprising one.
+
+        Strategies:
+            "rerank": best-of-N; every candidate is denoised to the end, then scored.
+            "search": start `num_candidates` trajectories, score their clean-video estimates at the `search`
+                checkpoints and finish only the survivors (`SearchOptions`; needs a stateless scheduler).
+            "guidance": push every candidate's latents against the critic's surprise gradient during
+                denoising (`GuidanceOptions`), then rerank.
 
         Args:
             generator: seeds the per-candidate seeds; the same generator state gives the same candidates.
             num_frames, height, width, num_inference_steps: passed to the video pipeline when given (else the
                 call defaults, else the pipeline's own defaults).
             batch_size: videos per pipeline call (default: all candidates at once where the pipeline allows).
+            search, guidance: options of those strategies (defaults when None).
             pipeline_kwargs: further arguments of the video pipeline's `__call__` (e.g. `guidance_scale`);
                 a name it does not accept is an error.
         """
         # 1. Check inputs
-        self.check_inputs(prompt, num_candidates, strategy, generator, batch_size, pipeline_kwargs)
+        self.check_inputs(
+            prompt, num_candidates, strategy, generator, batch_size, search, guidance, pipeline_kwargs
+        )
         sizes = {"num_frames": num_frames, "height": height, "width": width}
         sizes["num_inference_steps"] = num_inference_steps
         call_kwargs = dict(self.call_defaults)
@@ -263,9 +301,28 @@ class HybridPipeline:
         seeds = candidate_seeds(num_candidates, generator)
 
         # 3. Generate the candidates
-        candidates, denoising_steps = generate_candidates(
-            self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
-        )
+        search_history, guidance_history = [], []
+        if strategy == "search":
+            candidates, seeds, denoising_steps, search_history = search_candidates(
+                self.pipeline,
+                self.critic,
+                prompt,
+                seeds,
+                call_kwargs,
+                search or SearchOptions(),
+                generator=generator,
+                fps=self.fps,
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
+        elif strategy == "guidance":
+            candidates, denoising_steps, guidance_history = self._guided_candidates(
+                prompt, seeds, call_kwargs, guidance or GuidanceOptions(), batch_size, show_progress
+            )
+        else:
+            candidates, denoising_steps = generate_candidates(
+                self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
+            )
         if candidates[0].shape[0] < self.critic.min_frames:
             raise ValueError(
                 f"the video pipeline made {candidates[0].shape[0]}-frame clips; the critic needs at least "
@@ -287,7 +344,33 @@ class HybridPipeline:
             strategy=strategy,
             prompt=prompt,
             fps=self.fps or DEFAULT_FPS,
+            search_history=search_history,
+            guidance_history=guidance_history,
         )
+
+    def _guided_candidates(self, prompt, seeds, call_kwargs, options, batch_size, show_progress):
+        """Best-of-N generation with `PhysicsGuidance` as the step callback (chaining the caller's)."""
+        call_kwargs = dict(call_kwargs)
+        sizes = {
+            name: int(call_value(self.pipeline, call_kwargs, name))
+            for name in ("num_frames", "height", "width")
+        }
+        num_steps = int(call_value(self.pipeline, call_kwargs, "num_inference_steps"))
+        with recording_clean_latents(self.pipeline.scheduler) as record:
+            guide = PhysicsGuidance(
+                self.pipeline,
+                self.critic,
+                record,
+                options,
+                num_steps=num_steps,
+                sizes=sizes,
+                user_callback=call_kwargs.pop("callback_on_step_end", None),
+            )
+            call_kwargs["callback_on_step_end"] = guide
+            candidates, steps = generate_candidates(
+                self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
+            )
+        return candidates, steps, guide.surprises
 
 
 def candidate_seeds(num_candidates: int, generator: torch.Generator | None) -> list[int]:

@@ -58,7 +58,9 @@ def generate_candidates(
     *,
     batch_size: int | None = None,
     show_progress: bool = True,
-) -> tuple[list[np.ndarray], int]:
+    latents: Sequence[torch.Tensor] | None = None,
+    output_type: str = "np",
+) -> tuple[list, int]:
     """Generate one clip per seed.
 
     Args:
@@ -66,9 +68,15 @@ def generate_candidates(
         seeds: one seed per candidate; candidate i uses `torch.Generator().manual_seed(seeds[i])`.
         call_kwargs: further arguments for the pipeline call (already validated).
         batch_size: videos per call (capped by what the pipeline allows); default all at once.
+        latents: optional starting latents, one `(1, ...)` tensor per candidate in the pipeline's loop layout
+            (as `output_type="latent"` returns them); default: the pipeline draws noise from each generator.
+        output_type: "np" for clips, "latent" for the final latents.
     Returns:
-        `(clips, denoising_steps)`: clips are float32 `(T, H, W, 3)` in [0, 1]; steps summed over candidates.
+        `(outputs, denoising_steps)`: float32 `(T, H, W, 3)` clips in [0, 1] (or `(1, ...)` latent tensors); steps
+        summed over candidates.
     """
+    if latents is not None and len(latents) != len(seeds):
+        raise ValueError(f"got {len(latents)} starting latents for {len(seeds)} seeds.")
     limit = max_batch(pipeline)
     size = len(seeds) if batch_size is None else batch_size
     size = size if limit is None else min(size, limit)
@@ -76,12 +84,14 @@ def generate_candidates(
     user_callback = call_kwargs.pop("callback_on_step_end", None)
     counter = StepCounter(user_callback)
     has_callback = "callback_on_step_end" in call_parameters(pipeline)
-    clips: list[np.ndarray] = []
+    outputs: list = []
     steps_without_callback = 0
     for first in tqdm(range(0, len(seeds), size), desc="candidates", disable=not show_progress):
         chunk = seeds[first : first + size]
         generators = [torch.Generator().manual_seed(int(seed)) for seed in chunk]
-        kwargs = dict(call_kwargs, prompt=prompt, generator=generators, output_type="np")
+        kwargs = dict(call_kwargs, prompt=prompt, generator=generators, output_type=output_type)
+        if latents is not None:
+            kwargs["latents"] = torch.cat(list(latents[first : first + size]))
         if limit is None:
             kwargs["num_videos_per_prompt"] = len(chunk)
         if has_callback:
@@ -89,10 +99,15 @@ def generate_candidates(
             kwargs["callback_on_step_end"] = counter
         else:
             steps_without_callback += len(chunk) * int(call_kwargs.get("num_inference_steps", 0))
-        frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1]
+        frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1], or (b, ...) latents
         if len(frames) != len(chunk):
             raise RuntimeError(
                 f"{type(pipeline).__name__} returned {len(frames)} videos for {len(chunk)} seeds."
             )
-        clips += [as_frames(np.asarray(clip), name=f"candidate {first + k}") for k, clip in enumerate(frames)]
-    return clips, counter.steps + steps_without_callback
+        if output_type == "latent":
+            outputs += [frames[k : k + 1] for k in range(len(chunk))]
+        else:
+            outputs += [
+                as_frames(np.asarray(clip), name=f"candidate {first + k}") for k, clip in enumerate(frames)
+            ]
+    return outputs, counter.steps + steps_without_callback

@@ -1,0 +1,103 @@
+"""Critic gradient guidance: at chosen steps, push the latents against the gradient of the critic's surprise.
+
+At a guided step i, after the scheduler's step (so after classifier-free guidance), in `callback_on_step_end`:
+
+    x̂0      = the scheduler's clean estimate at step i (recorded by `recording_clean_latents`), detached
+    frames  = decode_latents(x̂0)                       # (1, F, 3, H, W), with gradients, one video at a time
+    g       = ∂ surprise(frames) / ∂ x̂0                # same layout as the latents
+    latents = latents − scale · g / rms(g)              # per video: a step of RMS `scale` in latent units
+
+x̂0 is treated as moving one-for-one with the latents (the denoiser's Jacobian is not backpropagated through,
+which keeps the cost at one decode and one critic pass per guided video). Memory stays bounded by one video's
+decoder graph, whatever the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from hybridgen.critics.vjepa2 import VJEPA2Critic
+from hybridgen.pipelines.denoising import CleanLatents
+from hybridgen.pipelines.latents import decode_latents
+
+
+@dataclass(frozen=True)
+class GuidanceOptions:
+    """How `strategy="guidance"` steers.
+
+    Args:
+        scale: RMS size of each push, in latent units (the initial noise has RMS 1).
+        start, end: the guided part of the schedule, as fractions of the steps: step i is guided when
+            start <= i / num_steps < end.
+        every: guide every k-th step inside that range.
+    """
+
+    scale: float = 0.1
+    start: float = 0.0
+    end: float = 0.5
+    every: int = 1
+
+    def __post_init__(self):
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale!r}.")
+        if not 0 <= self.start < self.end <= 1:
+            raise ValueError(f"need 0 <= start < end <= 1, got start={self.start!r}, end={self.end!r}.")
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {self.every!r}.")
+
+    def guided(self, step: int, num_steps: int) -> bool:
+        """Whether step `step` (0-based) of a `num_steps` schedule is guided."""
+        first = math.ceil(self.start * num_steps)
+        return first <= step < self.end * num_steps and (step - first) % self.every == 0
+
+
+class PhysicsGuidance:
+    """A `callback_on_step_end` applying `GuidanceOptions` to every video of the call; chains a user callback.
+
+    `surprises` logs, per guided step, the critic's surprise of each video's x̂0 before the push.
+    """
+
+    def __init__(
+        self,
+        pipeline,
+        critic: VJEPA2Critic,
+        record: CleanLatents,
+        options: GuidanceOptions,
+        *,
+        num_steps: int,
+        sizes: dict,
+        user_callback: Callable | None = None,
+    ):
+        self.pipeline, self.critic, self.record, self.options = pipeline, critic, record, options
+        self.num_steps, self.sizes, self.user_callback = num_steps, sizes, user_callback
+        self.surprises: list[dict] = []
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        outputs = {}
+        if self.options.guided(step, self.num_steps):
+            latents = callback_kwargs["latents"]
+            push, surprise = self.push(self.record.latents)
+            outputs["latents"] = latents - push.to(latents)
+            self.surprises.append({"step": step, "surprise": surprise})
+        if self.user_callback is not None:
+            user_kwargs = dict(callback_kwargs, **outputs)
+            outputs.update(self.user_callback(pipe, step, timestep, user_kwargs) or {})
+        return outputs
+
+    def push(self, clean: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        """The step to subtract from the latents, `scale · g / rms(g)` per video, and each video's surprise."""
+        pushes, surprises = [], []
+        for k in range(len(clean)):
+            x0 = clean[k : k + 1].detach().float().requires_grad_(True)
+            with torch.enable_grad():
+                frames = decode_latents(self.pipeline, x0, **self.sizes)  # (1, F, 3, H, W)
+                surprise = self.critic.surprise(frames)[0]
+                (gradient,) = torch.autograd.grad(surprise, x0)
+            rms = gradient.pow(2).mean().sqrt()
+            pushes.append(self.options.scale * gradient / rms if rms > 0 else torch.zeros_like(gradient))
+            surprises.append(float(surprise))
+        return torch.cat(pushes), surprises

@@ -1,0 +1,64 @@
+"""Decode a pipeline's latents to frames, differentiably, the way that pipeline's own `__call__` does after its loop.
+
+Search scores x̂0 estimates mid-denoising and guidance backpropagates the critic through the decoder, so both need
+the decode step outside the pipeline call (which runs under `torch.no_grad()`). Each supported family's decode is
+a few lines mirroring diffusers, using the pipeline's own helpers where it has them:
+
+    Wan        (B, C, F', h, w)  ->  z / latents_std + latents_mean  ->  vae.decode
+    LTX        (B, N, D) packed  ->  _unpack_latents, _denormalize_latents  ->  vae.decode(z, decode timestep 0)
+    CogVideoX  (B, F', C, h, w)  ->  pipeline.decode_latents (permute, 1 / scaling_factor, vae.decode)
+
+Output: `(B, F, 3, H, W)` float in [0, 1], the layout `VJEPA2Critic.surprise` takes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+SUPPORTED = ("WanPipeline", "LTXPipeline", "CogVideoXPipeline")
+
+
+def pipeline_family(pipeline) -> str:
+    """ "wan", "ltx" or "cogvideox"; ValueError for a pipeline whose latents hybridgen cannot decode."""
+    name = type(pipeline).__name__
+    for family, prefix in (("wan", "Wan"), ("ltx", "LTX"), ("cogvideox", "CogVideoX")):
+        if name.startswith(prefix):
+            return family
+    raise ValueError(
+        f"decoding mid-denoising latents of {name} is not supported (supported: {', '.join(SUPPORTED)}); "
+        "strategy='rerank' works with any text-to-video pipeline."
+    )
+
+
+def decode_latents(
+    pipeline, latents: torch.Tensor, *, num_frames: int, height: int, width: int
+) -> torch.Tensor:
+    """Latents in the pipeline's loop layout -> frames `(B, F, 3, H, W)` in [0, 1], with gradients.
+
+    `num_frames`, `height`, `width` are the call's pixel sizes (LTX needs them to unpack its token sequence).
+    """
+    family = pipeline_family(pipeline)
+    vae = pipeline.vae
+    z = latents.to(vae.dtype)
+    if family == "wan":
+        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
+        std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
+        video = vae.decode(z * std + mean, return_dict=False)[0]  # (B, 3, F, H, W) in [-1, 1]
+    elif family == "ltx":
+        z = pipeline._unpack_latents(
+            z,
+            (num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1,
+            height // pipeline.vae_spatial_compression_ratio,
+            width // pipeline.vae_spatial_compression_ratio,
+            pipeline.transformer_spatial_patch_size,
+            pipeline.transformer_temporal_patch_size,
+        )  # (B, C, F', h, w)
+        z = pipeline._denormalize_latents(z, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+        timestep = (
+            torch.zeros(len(z), device=z.device, dtype=z.dtype) if vae.config.timestep_conditioning else None
+        )
+        video = vae.decode(z, timestep, return_dict=False)[0]
+    else:
+        video = pipeline.decode_latents(z)  # (B, 3, F, H, W) in [-1, 1]
+    video = (video.float().permute(0, 2, 1, 3, 4) + 1) / 2  # (B, F, 3, H, W)
+    return video.clamp(0, 1)

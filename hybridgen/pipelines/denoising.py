@@ -100,7 +100,8 @@ def check_stateless(scheduler, purpose: str) -> None:
         raise ValueError(
             f"{purpose} needs a scheduler without multistep history, got {name}. Its state cannot follow the "
             "pruned trajectories; use one of " + ", ".join(STATELESS_SCHEDULERS) + ", e.g. "
-            "pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config) for flow models."
+            "pipe.pipeline.scheduler = FlowMatchEulerDiscreteScheduler(shift=pipe.pipeline.scheduler.config.flow_shift) "
+            "for Wan's flow-matching UniPC config."
         )
 
 

@@ -99,5 +99,5 @@ class PhysicsGuidance:
                 (gradient,) = torch.autograd.grad(surprise, x0)
             rms = gradient.pow(2).mean().sqrt()
             pushes.append(self.options.scale * gradient / rms if rms > 0 else torch.zeros_like(gradient))
-            surprises.append(float(surprise))
+            surprises.append(float(surprise.detach()))
         return torch.cat(pushes), surprises

@@ -350,6 +350,7 @@ class HybridPipeline:
 
     def _guided_candidates(self, prompt, seeds, call_kwargs, options, batch_size, show_progress):
         """Best-of-N generation with `PhysicsGuidance` as the step callback (chaining the caller's)."""
+        pipeline_family(self.pipeline)  # refuse pipelines whose latents cannot be decoded, before any step
         call_kwargs = dict(call_kwargs)
         sizes = {
             name: int(call_value(self.pipeline, call_kwargs, name))

@@ -32,6 +32,7 @@ import transformers
 from hybridgen import HybridPipeline
 from hybridgen.toyworld import physics_error
 from hybridgen.toyworld.prompts import follows_prompt
+from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = (
     "a red ball bouncing",
@@ -69,38 +70,6 @@ def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> 
         "seconds_total": total,
         "seconds_scoring": scoring,
     }
-
-
-def best_of_n(groups: list[dict], sizes: list[int], seed: int = 0) -> list[dict]:
-    """Mean physics error of best / average / random / oracle picks over disjoint blocks of N candidates."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for n in sizes:
-        picks = {"best": [], "average": [], "random": [], "oracle": []}
-        for group in groups:
-            surprise, error = np.array(group["surprise"]), np.array(group["physics_error"])
-            for start in range(0, len(error) - n + 1, n):
-                s, e = surprise[start : start + n], error[start : start + n]
-                picks["best"].append(e[np.argmin(s)])
-                picks["average"].append(e.mean())
-                picks["random"].append(e[rng.integers(n)])
-                picks["oracle"].append(e.min())
-        row = {"n": n, "blocks": len(picks["best"])}
-        row.update({name: float(np.mean(values)) for name, values in picks.items()})
-        row["best_over_average"] = row["best"] / row["average"] if row["average"] > 0 else float("nan")
-        rows.append(row)
-    return rows
-
-
-def rank_correlation(groups: list[dict]) -> float:
-    """Mean within-group Spearman correlation of surprise and physics error."""
-    values = []
-    for group in groups:
-        s = np.argsort(np.argsort(group["surprise"]))
-        e = np.argsort(np.argsort(group["physics_error"]))
-        if np.std(s) > 0 and np.std(e) > 0:
-            values.append(float(np.corrcoef(s, e)[0, 1]))
-    return float(np.mean(values)) if values else float("nan")
 
 
 def time_main_job(generator: str, critic: str | None, candidates: int) -> dict:
@@ -179,7 +148,9 @@ def main() -> None:
         for prompt in PROMPTS[: args.prompts]
         for seed in range(args.seeds)
     ]
-    rows = best_of_n(groups, sizes)
+    surprise = [group["surprise"] for group in groups]
+    error = [group["physics_error"] for group in groups]
+    rows = best_of_n_table(surprise, error, sizes)
     count_ok = [ok for group in groups for ok in group["count_ok"]]
     colour_ok = [ok for group in groups for ok in group["colour_ok"] if ok is not None]
     scoring = sum(group["seconds_scoring"] for group in groups)
@@ -190,7 +161,7 @@ def main() -> None:
         "groups": len(groups),
         "max_candidates": args.candidates,
         "best_of_n": rows,
-        "rank_correlation": rank_correlation(groups),
+        "rank_correlation": rank_correlation(surprise, error),
         "prompt_following": {
             "count": float(np.mean(count_ok)),
             "colour": float(np.mean(colour_ok)) if colour_ok else float("nan"),

@@ -1,0 +1,59 @@
+"""How well does choosing by surprise choose physics? Best-of-N statistics against ground-truth physics error.
+
+Inputs are per-group arrays: for each prompt x seed group, the surprise and the physics error of its candidates, in
+generation order. A group of C candidates is cut into disjoint blocks of N (C // N blocks), each one best-of-N draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+PICKS = ("best", "average", "random", "oracle")
+
+
+def best_of_n_table(
+    surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]], sizes: Sequence[int], seed: int = 0
+) -> list[dict]:
+    """Mean physics error over all blocks of N candidates of the pick that is
+
+    - best: the block's least surprising candidate (what best-of-N by the critic returns);
+    - average: the block's mean candidate (the expected error of an unranked pick);
+    - random: one candidate drawn at random (numpy generator seeded with `seed`);
+    - oracle: the block's lowest physics error (the ceiling any critic could reach).
+
+    Returns one row per N: {"n", "blocks", "best", "average", "random", "oracle", "best_over_average"}.
+    """
+    if len(surprise) != len(error) or any(len(s) != len(e) for s, e in zip(surprise, error)):
+        raise ValueError("surprise and error must have the same groups and candidates.")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        picks: dict[str, list[float]] = {name: [] for name in PICKS}
+        for group_surprise, group_error in zip(surprise, error):
+            s, e = np.asarray(group_surprise, float), np.asarray(group_error, float)
+            for start in range(0, len(e) - n + 1, n):
+                block_s, block_e = s[start : start + n], e[start : start + n]
+                picks["best"].append(block_e[np.argmin(block_s)])
+                picks["average"].append(block_e.mean())
+                picks["random"].append(block_e[rng.integers(n)])
+                picks["oracle"].append(block_e.min())
+        if not picks["best"]:
+            raise ValueError(f"no group has {n} candidates.")
+        row = {"n": int(n), "blocks": len(picks["best"])}
+        row.update({name: float(np.mean(values)) for name, values in picks.items()})
+        row["best_over_average"] = row["best"] / row["average"] if row["average"] > 0 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def rank_correlation(surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]]) -> float:
+    """Mean within-group Spearman correlation of surprise and physics error (NaN if no group varies)."""
+    values = []
+    for group_surprise, group_error in zip(surprise, error):
+        s = np.argsort(np.argsort(group_surprise))
+        e = np.argsort(np.argsort(group_error))
+        if np.std(s) > 0 and np.std(e) > 0:
+            values.append(float(np.corrcoef(s, e)[0, 1]))
+    return float(np.mean(values)) if values else float("nan")

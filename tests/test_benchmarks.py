@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -27,18 +29,28 @@ def test_critic_scaling_quick_prints_tables_and_writes_json(tmp_path):
     assert all(row["score_over_generate"] > 0 for row in results["generation"])
 
 
-def test_best_of_n_smoke_run_on_tiny_components(tmp_path):
-    """Tiny random models stand in for the bundled toy-world ones: the script runs and reports every N."""
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """Tiny random models stand in for the bundled toy-world ones (saved with call defaults, like the bundle)."""
     from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model
 
-    tiny_vjepa2_model().save_pretrained(tmp_path / "critic")
-    tiny_pipeline("wan").save_pretrained(tmp_path / "generator")
-    defaults = {"fps": 8, "pipeline_call": TINY_CALL_KWARGS["wan"]}
-    (tmp_path / "generator" / "call_defaults.json").write_text(json.dumps(defaults))
+    root = tmp_path_factory.mktemp("tiny-models")
+    tiny_vjepa2_model().save_pretrained(root / "critic")
+    tiny_pipeline("wan").save_pretrained(root / "generator")
+    defaults = {"fps": 8, "pipeline_call": dict(TINY_CALL_KWARGS["wan"], num_inference_steps=4)}
+    (root / "generator" / "call_defaults.json").write_text(json.dumps(defaults))
+    return ["--generator", str(root / "generator"), "--critic", str(root / "critic")]
+
+
+def run_script(name: str, arguments: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    command = [sys.executable, str(BENCHMARKS / name), *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_best_of_n_smoke_run_on_tiny_components(tiny_models, tmp_path):
     output, plot = tmp_path / "results.json", tmp_path / "best_of_n.png"
-    command = [sys.executable, str(BENCHMARKS / "toyworld_best_of_n.py")]
-    command += ["--generator", str(tmp_path / "generator"), "--critic", str(tmp_path / "critic")]
-    command += [
+    arguments = [
         "--prompts",
         "2",
         "--seeds",
@@ -50,8 +62,7 @@ def test_best_of_n_smoke_run_on_tiny_components(tmp_path):
         "--plot",
         str(plot),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = run_script("toyworld_best_of_n.py", tiny_models + arguments)
     assert result.returncode == 0, result.stderr
     assert "best / average" in result.stdout and "prompt following" in result.stdout
     results = json.loads(output.read_text())
@@ -63,3 +74,18 @@ def test_best_of_n_smoke_run_on_tiny_components(tmp_path):
         assert row["oracle"] <= row["best"] and row["oracle"] <= row["average"]
     assert results["groups"] == 2 and len(results["groups_detail"][0]["physics_error"]) == 4
     assert 0 < results["timing"]["score_over_generate"] and plot.stat().st_size > 0
+
+
+def test_strategies_smoke_run_on_tiny_components(tiny_models, tmp_path):
+    output, plot = tmp_path / "results.json", tmp_path / "strategies.png"
+    arguments = ["--prompts", "1", "--seeds", "1", "--max-candidates", "8", "--scales", "0.1"]
+    result = run_script(
+        "toyworld_strategies.py", tiny_models + arguments + ["--json", str(output), "--plot", str(plot)]
+    )
+    assert result.returncode == 0, result.stderr
+    methods = json.loads(output.read_text())["methods"]
+    assert [name for name in methods if name.startswith("best-of-")] == [f"best-of-{n}" for n in (1, 2, 4, 8)]
+    assert methods["best-of-8"]["steps"] == 8 * 4
+    # 8 trajectories for 1 step, 4 for 1 step, 2 for the last 2 (checkpoints at 25% and 50% of 4 steps)
+    assert methods["search 8, keep 1/2 at 25% and 50%"]["steps"] == 8 + 4 + 2 * 2
+    assert methods["guidance 0.1"]["steps"] == 4 and plot.stat().st_size > 0

@@ -53,7 +53,10 @@ def test_best_of_n_table_picks_by_surprise():
     from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
     surprise = [[0.3, 0.1, 0.2, 0.4], [0.5, 0.6, 0.7, 0.8]]
-    error = [[3.0, 1.0, 2.0, 4.0], [8.0, 6.0, 7.0, 5.0]]  # group 0: surprise ranks errors; group 1: mostly reversed
+    error = [
+        [3.0, 1.0, 2.0, 4.0],
+        [8.0, 6.0, 7.0, 5.0],
+    ]  # group 0: surprise ranks errors; group 1: mostly reversed
     rows = {row["n"]: row for row in best_of_n_table(surprise, error, [1, 2, 4])}
     assert rows[1]["blocks"] == 8 and rows[1]["best"] == rows[1]["average"] == rows[1]["oracle"] == 4.5
     assert rows[2]["best"] == np.mean([1.0, 2.0, 8.0, 7.0]) and rows[2]["oracle"] == np.mean(

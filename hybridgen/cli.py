@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the generator's bundled critic)",
     )
     generate.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
+    generate.add_argument(
+        "--strategy",
+        choices=("rerank", "search", "guidance"),
+        default="rerank",
+        help="rerank: best-of-N; search: prune trajectories mid-denoising by surprise; guidance: push latents "
+        "against the surprise gradient, then rerank (default rerank)",
+    )
     generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
     generate.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
     generate.add_argument("--height", type=int, help="frame height in pixels")
@@ -105,6 +112,7 @@ def run_generate(args: argparse.Namespace) -> int:
     out = pipe(
         args.prompt,
         num_candidates=args.candidates,
+        strategy=args.strategy,
         generator=torch.Generator().manual_seed(args.seed),
         num_frames=args.frames,
         height=args.height,

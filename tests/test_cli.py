@@ -45,6 +45,25 @@ def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
     assert Image.open(tmp_path / "sheet.png").format == Image.open(tmp_path / "curves.png").format == "PNG"
 
 
+@pytest.mark.parametrize("strategy", ["search", "guidance"])
+def test_generate_with_a_strategy(models, tmp_path, strategy):
+    report = tmp_path / "report.json"
+    argv = ["generate", "a red ball bouncing", "-o", str(tmp_path / "best.mp4"), "--strategy", strategy]
+    argv += [
+        "--generator",
+        str(models / "generator"),
+        "--critic",
+        str(models / "critic"),
+        "--candidates",
+        "4",
+    ]
+    assert main(argv + ["--report", str(report)] + TINY) == 0
+    result = json.loads(report.read_text())
+    assert result["strategy"] == strategy
+    # search: 4 trajectories for step 1 of 2, then 2 for step 2; guidance: 4 candidates x 2 steps
+    assert result["denoising_steps"] == {"search": 4 + 2, "guidance": 8}[strategy]
+
+
 def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
     rng = np.random.default_rng(0)
     still = np.full((16, 32, 32, 3), 0.3, dtype=np.float32)

@@ -1,5 +1,6 @@
 """The example scripts, run as a user would: in a subprocess, on tiny components."""
 
+import json
 import os
 import runpy
 import subprocess
@@ -73,3 +74,26 @@ def test_generate_gpu_help(monkeypatch, capsys):
 def test_generate_gpu_without_cuda_says_so(monkeypatch, capsys):
     assert run_generate_gpu_in_process(monkeypatch) == 2
     assert "examples/tiny_cpu.py" in capsys.readouterr().err
+
+
+def test_strategies_writes_one_clip_per_strategy_and_a_side_by_side(tmp_path):
+    from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline
+
+    tiny_vjepa2_model().save_pretrained(tmp_path / "critic")
+    tiny_pipeline("wan").save_pretrained(tmp_path / "generator")
+    defaults = {"fps": 8, "pipeline_call": dict(TINY_CALL_KWARGS["wan"], num_inference_steps=4)}
+    (tmp_path / "generator" / "call_defaults.json").write_text(json.dumps(defaults))
+    result = run_example(
+        "strategies.py",
+        *("--generator", str(tmp_path / "generator"), "--critic", str(tmp_path / "critic")),
+        *("--candidates", "4", "--output-dir", str(tmp_path / "out")),
+        cwd=tmp_path,
+    )
+    for name in ("plain", "best_of_4", "search", "guidance"):
+        frames, fps = read_video(tmp_path / "out" / f"{name}.mp4")
+        assert frames.shape == (17, 32, 32, 3) and fps == 8
+        assert name in result.stdout
+    frames, _ = read_video(tmp_path / "out" / "side_by_side.mp4")
+    assert frames.shape == (17, 32, 4 * 32, 3)
+    steps = {line.split()[0]: int(line.split()[3]) for line in result.stdout.splitlines()[1:5]}
+    assert steps == {"plain": 4, "best_of_4": 16, "search": 4 + 2 + 1 * 2, "guidance": 4}

@@ -274,7 +274,8 @@ class HybridPipeline:
         Strategies:
             "rerank": best-of-N; every candidate is denoised to the end, then scored.
             "search": start `num_candidates` trajectories, score their clean-video estimates at the `search`
-                checkpoints and finish only the survivors (`SearchOptions`; needs a stateless scheduler).
+                checkpoints and finish only the survivors (`SearchOptions`; needs a stateless scheduler). Each
+                segment is its own pipeline call, so a `callback_on_step_end` sees step indices per segment.
             "guidance": push every candidate's latents against the critic's surprise gradient during
                 denoising (`GuidanceOptions`), then rerank.
 

@@ -160,3 +160,11 @@ def test_pipeline_must_speak_the_text_to_video_contract(critic):
         HybridPipeline(lambda image: image, critic)
     with pytest.raises(TypeError, match="VJEPA2Critic"):
         HybridPipeline(tiny_pipeline("wan"), critic=object())
+
+
+def test_show_progress_false_silences_the_pipelines_own_bar(critic, capsys):
+    pipeline = tiny_pipeline("wan")
+    pipeline.set_progress_bar_config(leave=False)  # enabled (tiny pipelines come disabled)
+    generate(HybridPipeline(pipeline, critic), num_candidates=1)
+    assert "it/s" not in capsys.readouterr().err
+    assert pipeline._progress_bar_config == {"leave": False}  # the caller's setting is back

@@ -8,7 +8,8 @@ pipeline batches, `output_type="np"`, and `callback_on_step_end` to count the de
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -48,6 +49,20 @@ class StepCounter:
         if self.user_callback is not None:
             return self.user_callback(pipe, step, timestep, callback_kwargs)
         return {}
+
+
+@contextmanager
+def progress_bars(pipeline, show: bool) -> Iterator[None]:
+    """Hide the pipeline's own per-step progress bar for the block unless `show`; restore its config after."""
+    if show or not hasattr(pipeline, "set_progress_bar_config"):
+        yield
+        return
+    previous = dict(getattr(pipeline, "_progress_bar_config", {}))
+    pipeline.set_progress_bar_config(**{**previous, "disable": True})
+    try:
+        yield
+    finally:
+        pipeline.set_progress_bar_config(**previous)
 
 
 def generate_candidates(
@@ -99,7 +114,8 @@ def generate_candidates(
             kwargs["callback_on_step_end"] = counter
         else:
             steps_without_callback += len(chunk) * int(call_kwargs.get("num_inference_steps", 0))
-        frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1], or (b, ...) latents
+        with progress_bars(pipeline, show_progress):
+            frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1], or (b, ...) latents
         if len(frames) != len(chunk):
             raise RuntimeError(
                 f"{type(pipeline).__name__} returned {len(frames)} videos for {len(chunk)} seeds."

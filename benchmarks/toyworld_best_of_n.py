@@ -31,19 +31,10 @@ import transformers
 
 from hybridgen import HybridPipeline
 from hybridgen.toyworld import physics_error
-from hybridgen.toyworld.prompts import follows_prompt
+from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
-PROMPTS = (
-    "a red ball bouncing",
-    "a blue ball falling",
-    "two green balls bouncing",
-    "two yellow balls falling",
-    "three balls bouncing",
-    "a white ball bouncing",
-    "two magenta balls bouncing",
-    "three cyan balls falling",
-)
+PROMPTS = BENCHMARK_PROMPTS
 
 
 def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> dict:

@@ -27,18 +27,10 @@ from hybridgen import HybridPipeline
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.search import SearchOptions, call_value
 from hybridgen.toyworld import physics_error
+from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS
 from hybridgen.toyworld.selection import best_of_n_table
 
-PROMPTS = (
-    "a red ball bouncing",
-    "a blue ball falling",
-    "two green balls bouncing",
-    "two yellow balls falling",
-    "three balls bouncing",
-    "a white ball bouncing",
-    "two magenta balls bouncing",
-    "three cyan balls falling",
-)
+PROMPTS = BENCHMARK_PROMPTS
 SEARCHES = {
     "search 8, keep 1/2 at 25% and 50%": (8, SearchOptions(checkpoints=(0.25, 0.5), keep=0.5)),
     "search 8, keep 1/4 at 30%": (8, SearchOptions(checkpoints=(0.3,), keep=0.25)),

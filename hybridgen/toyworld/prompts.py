@@ -20,6 +20,17 @@ import numpy as np
 from hybridgen.toyworld.physics import physics_report
 from hybridgen.toyworld.world import COLOURS, COUNT_WORDS
 
+# prompts the benchmarks use: every count and colour, both motions
+BENCHMARK_PROMPTS = (
+    "a red ball bouncing",
+    "a blue ball falling",
+    "two green balls bouncing",
+    "two yellow balls falling",
+    "three balls bouncing",
+    "a white ball bouncing",
+    "two magenta balls bouncing",
+    "three cyan balls falling",
+)
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "single": 1, **{w: n for n, w in COUNT_WORDS.items() if n > 1}}
 
 

@@ -29,12 +29,14 @@ import numpy as np
 import torch
 import transformers
 
-from hybridgen import HybridPipeline
+from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.toyworld import physics_error
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = BENCHMARK_PROMPTS
+# other scoring options of the same critic, applied to the same candidates (chosen on validation seeds 2000+)
+SCORING_VARIANTS = {"mean over all tokens and windows": {"top_fraction": None, "aggregate": "mean"}}
 
 
 def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> dict:
@@ -51,6 +53,10 @@ def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> 
     pipe.critic.score_batch(out.candidates, fps=pipe.fps)  # the scoring part of the call, timed alone
     scoring = time.perf_counter() - started
     following = [follows_prompt(clip, prompt) for clip in out.candidates]
+    variants = {}
+    for name, options in SCORING_VARIANTS.items():
+        critic = VJEPA2Critic(pipe.critic.model, **{**pipe.critic.scoring_config(), **options})
+        variants[name] = [report.surprise for report in critic.score_batch(out.candidates, fps=pipe.fps)]
     return {
         "prompt": prompt,
         "seed": seed,
@@ -60,6 +66,7 @@ def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> 
         "colour_ok": [row["colour"] for row in following],
         "seconds_total": total,
         "seconds_scoring": scoring,
+        "variants": variants,
     }
 
 
@@ -153,6 +160,13 @@ def main() -> None:
         "max_candidates": args.candidates,
         "best_of_n": rows,
         "rank_correlation": rank_correlation(surprise, error),
+        "variants": {
+            name: {
+                "best_of_n": best_of_n_table([g["variants"][name] for g in groups], error, sizes),
+                "rank_correlation": rank_correlation([g["variants"][name] for g in groups], error),
+            }
+            for name in SCORING_VARIANTS
+        },
         "prompt_following": {
             "count": float(np.mean(count_ok)),
             "colour": float(np.mean(colour_ok)) if colour_ok else float("nan"),
@@ -181,6 +195,9 @@ def main() -> None:
             f"| {row['n']:>3} | {row['blocks']:>6} | {row['best']:.4f} | {row['average']:.4f} | "
             f"{row['random']:.4f} | {row['oracle']:.4f} | {row['best_over_average']:.2f} |"
         )
+    for name, variant in results["variants"].items():
+        cells = ", ".join(f"N={row['n']}: {row['best']:.4f}" for row in variant["best_of_n"])
+        print(f"scoring variant '{name}': best-of-N {cells}; Spearman {variant['rank_correlation']:.3f}")
     following = results["prompt_following"]
     print(f"prompt following: count {following['count']:.3f}, colour {following['colour']:.3f}")
     print(f"surprise vs physics error, within-group Spearman: {results['rank_correlation']:.3f}")

@@ -6,7 +6,10 @@ ground-truth physics error, the critic's surprise, the denoising steps spent and
 - best-of-N, N = 1, 2, 4, 8, 16: one 16-candidate rerank run per group, cut into disjoint blocks of N
   (steps = N x K per video);
 - search: `strategy="search"` at several budgets (start N trajectories, checkpoints, keep fraction);
-- guidance: `strategy="guidance"` with one candidate at several scales; unguided = best-of-1 on the same seeds.
+- guidance: `strategy="guidance"` with one candidate at several scales, and with other critic scoring options
+  (`GUIDANCE_VARIANTS`); unguided = best-of-1 on the same seeds.
+
+`--max-candidates 1 --scales` (no scales) runs only plain sampling and the guidance variants.
 
     python benchmarks/toyworld_strategies.py --json results.json --plot strategies.png
 """
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 import transformers
 
-from hybridgen import HybridPipeline
+from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.search import SearchOptions, call_value
 from hybridgen.toyworld import physics_error
@@ -37,6 +40,13 @@ SEARCHES = {
     "search 16, keep 1/4 at 20% and 40%": (16, SearchOptions(checkpoints=(0.2, 0.4), keep=0.25)),
 }
 GUIDANCE_SCALES = (0.05, 0.1, 0.2, 0.4)
+# guidance with the critic's scoring options changed (chosen on seeds 2000 and 2001, 16 groups, before this run)
+GUIDANCE_VARIANTS = {
+    "guidance 0.05, every 2nd step of all, mean scoring": (
+        GuidanceOptions(scale=0.05, end=1.0, every=2),
+        {"top_fraction": 1.0, "aggregate": "mean"},
+    ),
+}
 
 
 def generate(pipe: HybridPipeline, prompt: str, seed: int, candidates: int, **options):
@@ -104,7 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2)")
     parser.add_argument("--max-candidates", type=int, default=16, help="largest best-of-N (default 16)")
-    parser.add_argument("--scales", type=float, nargs="+", default=GUIDANCE_SCALES, help="guidance scales")
+    parser.add_argument("--scales", type=float, nargs="*", default=GUIDANCE_SCALES, help="guidance scales")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the quality-against-budget plot here (PNG)")
@@ -120,6 +130,16 @@ def main() -> None:
     groups = [(prompt, 1000 + seed) for prompt in PROMPTS[: args.prompts] for seed in range(args.seeds)]
     rerank, per_method = [], {name: [] for name in searches}
     per_method.update({f"guidance {scale:g}": [] for scale in args.scales})
+    per_method.update({name: [] for name in GUIDANCE_VARIANTS})
+    variant_pipes = {
+        name: HybridPipeline(
+            pipe.pipeline,
+            VJEPA2Critic(pipe.critic.model, **{**pipe.critic.scoring_config(), **critic_options}),
+            call_defaults=pipe.call_defaults,
+            fps=pipe.fps,
+        )
+        for name, (_, critic_options) in GUIDANCE_VARIANTS.items()
+    }
     for prompt, seed in groups:
         out, seconds = generate(pipe, prompt, seed, args.max_candidates)
         errors = [physics_error(clip) for clip in out.candidates]
@@ -137,6 +157,11 @@ def main() -> None:
             if guided.seeds[0] != out.seeds[0]:
                 raise RuntimeError("guided and unguided runs must start from the same seed")
             per_method[f"guidance {scale:g}"].append(measure(guided, seconds))
+        for name, (options, _) in GUIDANCE_VARIANTS.items():
+            guided, seconds = generate(
+                variant_pipes[name], prompt, seed, 1, strategy="guidance", guidance=options
+            )
+            per_method[name].append(measure(guided, seconds))
 
     num_steps = int(call_value(pipe.pipeline, pipe.call_defaults, "num_inference_steps"))
     table = best_of_n_table([r["surprise"] for r in rerank], [r["physics_error"] for r in rerank], sizes)

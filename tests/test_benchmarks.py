@@ -89,3 +89,5 @@ def test_strategies_smoke_run_on_tiny_components(tiny_models, tmp_path):
     # 8 trajectories for 1 step, 4 for 1 step, 2 for the last 2 (checkpoints at 25% and 50% of 4 steps)
     assert methods["search 8, keep 1/2 at 25% and 50%"]["steps"] == 8 + 4 + 2 * 2
     assert methods["guidance 0.1"]["steps"] == 4 and plot.stat().st_size > 0
+    assert methods["plain, guidance's seeds"]["steps"] == 4  # guidance's baseline: the same first seeds
+    assert methods["guidance 0.05, every 2nd step of all, mean scoring"]["steps"] == 4

@@ -22,7 +22,7 @@ from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
 from hybridgen.pipelines.rerank import call_parameters, generate_candidates
-from hybridgen.pipelines.search import SearchOptions, call_value, search_candidates
+from hybridgen.pipelines.search import SearchOptions, call_value, pixel_sizes, search_candidates
 from hybridgen.video import write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
@@ -353,10 +353,7 @@ class HybridPipeline:
         """Best-of-N generation with `PhysicsGuidance` as the step callback (chaining the caller's)."""
         pipeline_family(self.pipeline)  # refuse pipelines whose latents cannot be decoded, before any step
         call_kwargs = dict(call_kwargs)
-        sizes = {
-            name: int(call_value(self.pipeline, call_kwargs, name))
-            for name in ("num_frames", "height", "width")
-        }
+        sizes = pixel_sizes(self.pipeline, call_kwargs)
         num_steps = int(call_value(self.pipeline, call_kwargs, "num_inference_steps"))
         with recording_clean_latents(self.pipeline.scheduler) as record:
             guide = PhysicsGuidance(

@@ -68,6 +68,11 @@ def call_value(pipeline, call_kwargs: dict, name: str):
     return default
 
 
+def pixel_sizes(pipeline, call_kwargs: dict) -> dict[str, int]:
+    """`num_frames`, `height`, `width` of the call (caller's or `__call__` defaults), for `decode_latents`."""
+    return {name: int(call_value(pipeline, call_kwargs, name)) for name in ("num_frames", "height", "width")}
+
+
 def select_survivors(
     surprise: np.ndarray, keep: int, temperature: float | None, generator: torch.Generator | None
 ) -> np.ndarray:
@@ -97,7 +102,7 @@ def search_candidates(
     pipeline_family(pipeline)  # refuse pipelines whose x̂0 we cannot decode before spending any step
     check_stateless(pipeline.scheduler, "strategy='search'")
     num_steps = int(call_value(pipeline, call_kwargs, "num_inference_steps"))
-    sizes = {name: int(call_value(pipeline, call_kwargs, name)) for name in ("num_frames", "height", "width")}
+    sizes = pixel_sizes(pipeline, call_kwargs)
     alive, latents, steps, history = list(seeds), None, 0, []
     start = 0
     for stop in options.boundaries(num_steps):

@@ -473,6 +473,21 @@ class GeneratorTrainer:
         with log_path.open("a") as log:
             log.write(json.dumps(record) + "\n")
 
+    def _train_stage(
+        self, train_step, done, total, desc, log_path, checkpoint, started, show_progress
+    ) -> None:
+        """Call `train_step` until `done()` reaches `total`, logging each step and checkpointing every
+        `checkpoint_every` steps."""
+        bar = tqdm(total=total, initial=done(), desc=desc, disable=not show_progress)
+        while done() < total:
+            record = train_step()
+            self._log(log_path, record, started)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if done() % self.config.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint)
+        bar.close()
+
     def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> WanPipeline:
         """Run both stages, checkpointing into `output_dir/checkpoint`; save and return the pipeline.
 
@@ -491,17 +506,8 @@ class GeneratorTrainer:
 
         # 1. stage 1: the VAE
         if self.latents is None:
-            bar = tqdm(
-                total=c.vae_steps, initial=self.vae_step, desc="generator: vae", disable=not show_progress
-            )
-            while self.vae_step < c.vae_steps:
-                record = self.vae_train_step()
-                self._log(log_path, record, started)
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                if self.vae_step % c.checkpoint_every == 0:
-                    self.save_checkpoint(checkpoint)
-            bar.close()
+            stage = (self.vae_train_step, lambda: self.vae_step, c.vae_steps, "generator: vae")
+            self._train_stage(*stage, log_path, checkpoint, started, show_progress)
             # 2. freeze the VAE: reconstruction metrics, then latents of the whole data set
             self.reconstruction = self.evaluate_reconstruction()
             self.encode_dataset()
@@ -511,15 +517,8 @@ class GeneratorTrainer:
 
         # 3. stage 2: the transformer on frozen latents and caption embeddings
         self.embed_prompts()
-        bar = tqdm(total=c.steps, initial=self.step, desc="generator: transformer", disable=not show_progress)
-        while self.step < c.steps:
-            record = self.train_step()
-            self._log(log_path, record, started)
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if self.step % c.checkpoint_every == 0:
-                self.save_checkpoint(checkpoint)
-        bar.close()
+        stage = (self.train_step, lambda: self.step, c.steps, "generator: transformer")
+        self._train_stage(*stage, log_path, checkpoint, started, show_progress)
         self.save_checkpoint(checkpoint)
 
         # 4. ship the EMA transformer in a standard WanPipeline

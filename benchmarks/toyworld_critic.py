@@ -94,14 +94,16 @@ def main() -> None:
     )
     parser.add_argument("--lever-pairs", type=int, default=50, help="pairs per kind for the levers")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where the critics run (cpu, cuda, ...)")
     parser.add_argument("--json", type=Path, help="write all results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32)
+    trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        untrained = VJEPA2Critic(VJEPA2Model(trained.model.config), batch_size=32, **trained.scoring_config())
+        untrained = VJEPA2Model(trained.model.config).to(args.device)
+        untrained = VJEPA2Critic(untrained, batch_size=32, **trained.scoring_config())
     scorers = {
         "trained critic": critic_scorer(trained),
         "untrained critic (same shape and scoring)": critic_scorer(untrained),
@@ -121,9 +123,10 @@ def main() -> None:
         for name, results in lever_results.items():
             print(table(f"lever: {name} ({args.lever_pairs} pairs per kind)", results), "\n", flush=True)
     report["clips_per_second"] = throughput(trained)
-    report["threads"] = args.threads
+    report["threads"], report["device"] = args.threads, args.device
     print(
-        f"scoring throughput: {report['clips_per_second']:.1f} clips/s (16 frames, 64x64, {args.threads} thread)"
+        f"scoring throughput: {report['clips_per_second']:.1f} clips/s "
+        f"(16 frames, 64x64, {args.device}, {args.threads} thread)"
     )
     if args.json:
         from hybridgen.video import write_json_atomic

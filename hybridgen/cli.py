@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where the model trains"
+    )
+    train.add_argument(
+        "--workers", type=int, default=0, help="processes rendering toy-world clips (default 0: in-process)"
+    )
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -192,6 +198,8 @@ def run_train_critic(args: argparse.Namespace) -> int:
         eval_pairs=args.eval_pairs,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        device=args.device,
+        workers=args.workers,
         resume=not args.no_resume,
         show_progress=not args.quiet,
     )

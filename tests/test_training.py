@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,3 +97,27 @@ def test_video_folder_data(tmp_path):
         data(torch.Generator(), 1, 12)
     with pytest.raises(FileNotFoundError):
         VideoFolderClips(tmp_path / "missing", size=32)
+
+
+def test_render_workers_give_the_same_batches_every_run():
+    def batches():
+        clips = ToyWorldClips(pool_size=6, refresh=2, num_frames=8, size=32, seed=3, workers=2)
+        try:
+            generator = torch.Generator().manual_seed(0)
+            return [clips(generator, 4, 8) for _ in range(3)], clips.next_seed
+        finally:
+            clips.close()
+
+    first, next_seed = batches()
+    second, _ = batches()
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert next_seed == 3 + 6 + 3 * 2  # the initial pool, then two fresh seeds per call
+    # the initial pool holds the same clips as rendering in this process
+    in_process = ToyWorldClips(pool_size=6, refresh=2, num_frames=8, size=32, seed=3)
+    parallel = ToyWorldClips(pool_size=6, refresh=2, num_frames=8, size=32, seed=3, workers=2)
+    try:
+        assert np.array_equal(in_process.pool, parallel.pool)
+    finally:
+        parallel.close()
+    with pytest.raises(ValueError, match="workers=-1"):
+        ToyWorldClips(pool_size=2, workers=-1)

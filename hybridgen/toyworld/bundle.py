@@ -27,6 +27,24 @@ FILES = {
 GENERATOR_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae")
 
 
+def training_time(log: list[dict]) -> str:
+    """Wall time of a training log, per resumed segment: the `seconds` of each row count from its run's start."""
+    segments = [[log[0]]]
+    for row in log[1:]:
+        if row["seconds"] < segments[-1][-1]["seconds"]:
+            segments.append([])
+        segments[-1].append(row)
+    total = sum(segment[-1]["seconds"] for segment in segments) / 60
+    if len(segments) == 1:
+        return f"{total:.1f} minutes of wall time"
+    parts = [
+        f"steps {segment[0]['step']}-{segment[-1]['step']} in {segment[-1]['seconds'] / 60:.1f} min"
+        + (f" (resumed; lr restarting at {segment[0]['lr']:.1e})" if "lr" in segment[0] and index else "")
+        for index, segment in enumerate(segments)
+    ]
+    return f"{total:.1f} minutes of wall time in {len(segments)} runs: " + ", ".join(parts)
+
+
 def critic_card(run_dir: Path, results: dict | None) -> str:
     log = [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
     state = torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
@@ -58,8 +76,7 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
         f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
         f"hardest {config['hard_token_fraction']:.0%} tokens.",
-        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time (of the last segment, if resumed) on "
-        "a 2-core CPU shared with other jobs, 1 torch thread; final loss "
+        f"- Training time: {training_time(log)}, on a 2-core CPU shared with other jobs, 1 torch thread; final loss "
         f"{log[-1]['loss']:.4f}, embedding spread {log[-1]['spread']:.3f}.",
         "- Reproduce: `make toyworld-critic`.",
     ]
@@ -127,8 +144,7 @@ def generator_card(run_dir: Path, results: dict | None) -> str:
         f"(logit-normal timesteps, shift {config['flow_shift']:g}), lr {config['lr']:g} cosine to "
         f"{config['min_lr']:g}, caption dropout {config['caption_dropout']:g}, EMA {config['ema_decay']:g}. Final "
         f"loss (mean of the last 50 steps): {sum(transformer_losses[-50:]) / max(1, len(transformer_losses[-50:])):.4f}.",
-        f"- Training time: {log[-1]['seconds'] / 60:.1f} minutes of wall time (of the last segment, if resumed) on "
-        "a 2-core CPU shared with other jobs, 1 torch thread.",
+        f"- Training time: {training_time(log)}, on a 2-core CPU shared with other jobs, 1 torch thread.",
         "- Reproduce: `make toyworld-generator`.",
         "",
         "It is imperfect the way real generators are: balls sometimes blur, split, flicker or drift. That spread is",

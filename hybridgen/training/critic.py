@@ -328,7 +328,8 @@ class ToyWorldClips:
     Args:
         pool_size: clips held in memory; `refresh` of them are replaced by new renders at every call.
         num_frames, size: of each rendered clip (the world's defaults: 16 frames, 64 px, 8 fps).
-        seed: seeds of rendered clips start here and count up, so the data never repeats a clip.
+        seed: seeds of rendered clips start here and count up, so a run never repeats a clip (a resumed run starts
+            again from `seed`).
         workers: render in this many background processes (0: in this process). With workers, the initial
             pool is rendered in parallel and each call's refresh is rendered while the model trains, landing
             in the pool at the next call; the same seed still gives the same batches. Worth it when the

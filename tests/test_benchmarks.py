@@ -91,3 +91,36 @@ def test_strategies_smoke_run_on_tiny_components(tiny_models, tmp_path):
     assert methods["guidance 0.1"]["steps"] == 4 and plot.stat().st_size > 0
     assert methods["plain, guidance's seeds"]["steps"] == 4  # guidance's baseline: the same first seeds
     assert methods["guidance 0.05, every 2nd step of all, mean scoring"]["steps"] == 4
+
+
+def test_cuda_smoke_runs_its_checks_on_the_cpu_and_reports_each(tmp_path):
+    """On a machine without an accelerator the smoke script still runs (device cpu); a check that fails is
+    recorded and counted in the exit status, not fatal to the others."""
+    output = tmp_path / "smoke.json"
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    command = [sys.executable, str(BENCHMARKS / "cuda_smoke.py"), "--device", "cpu", "--json", str(output)]
+    result = subprocess.run(
+        [*command, "--checks", "hub_ids_offline", "critic_parity"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    assert report["device"] == "cpu" and list(report["checks"]) == ["hub_ids_offline", "critic_parity"]
+    assert all(check["ok"] for check in report["checks"].values())
+    parity = report["checks"]["critic_parity"]["result"]
+    assert parity["float32"]["max_relative_difference"] == 0.0  # CPU float32 against itself
+    assert parity["bfloat16"]["rank_correlation"] > 0.9
+    assert report["checks"]["hub_ids_offline"]["result"]["denoising_steps"] == 40  # 2 candidates x 20 steps
+    # an unusable device fails every check it reaches, each recorded
+    failed = subprocess.run(
+        [*command, "--checks", "critic_parity", "--device", "no-such-device"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1
+    assert not json.loads(output.read_text())["checks"]["critic_parity"]["ok"]

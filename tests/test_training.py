@@ -16,6 +16,7 @@ from hybridgen.training.critic import (
     VideoFolderClips,
     ema_momentum,
     learning_rate,
+    train_critic,
 )
 from hybridgen.video import write_video
 
@@ -97,6 +98,8 @@ def test_video_folder_data(tmp_path):
         data(torch.Generator(), 1, 12)
     with pytest.raises(FileNotFoundError):
         VideoFolderClips(tmp_path / "missing", size=32)
+    with pytest.raises(ValueError, match="workers=2 render toy-world clips"):
+        train_critic(tmp_path / "run", data=str(tmp_path), workers=2, show_progress=False)
 
 
 def test_render_workers_give_the_same_batches_every_run():

@@ -476,6 +476,10 @@ def train_critic(
     size = model.config.crop_size
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=size, seed=seed, workers=workers)
+    elif workers:
+        raise ValueError(
+            f"workers={workers} render toy-world clips; a video folder ({data}) is read in-process."
+        )
     else:
         sample_clips = VideoFolderClips(data, size)
 

@@ -26,7 +26,9 @@ def main() -> None:
     parser.add_argument("--prompt", default="a red ball bouncing", help="what the video should show")
     parser.add_argument("--seed", type=int, default=0, help="seed of the candidates' seeds")
     parser.add_argument("--candidates", type=int, default=8, help="N of best-of-N and of the search")
-    parser.add_argument("--guidance-scale", type=float, default=0.1, help="RMS of each guidance push")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=GuidanceOptions.scale, help="RMS of each guidance push"
+    )
     parser.add_argument(
         "--generator", default="toyworld", help="generator id (default: the bundled toy world)"
     )

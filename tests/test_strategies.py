@@ -160,7 +160,7 @@ def test_guidance_changes_the_latents_and_keeps_the_step_count(pipes, family):
     assert guided.seeds == plain.seeds
     assert all(np.abs(g - p).max() > 1e-3 for g, p in zip(guided.candidates, plain.candidates))
     guided_steps = sorted({entry["step"] for entry in guided.guidance_history})
-    assert guided_steps == [0, 1, 2, 3]  # the first half of 8 steps
+    assert guided_steps == [0, 2, 4, 6]  # the defaults: every 2nd step of all 8
     assert guided.best_index == int(np.argmin(guided.surprises))
     again = run(pipe, family, num_candidates=2, strategy="guidance", guidance=GuidanceOptions(scale=0.5))
     np.testing.assert_array_equal(again.video, guided.video)
@@ -179,6 +179,22 @@ def test_the_push_lowers_surprise(pipes, critic):
         after = critic.surprise(decode_latents(pipeline, clean - push, **sizes))
     assert push.pow(2).mean().sqrt() == pytest.approx(1e-2, rel=1e-3)
     assert float(after[0]) < before[0]
+
+
+def test_guidance_objective_mean_rescores_with_the_same_model(pipes):
+    """objective="mean" pushes against the mean over all tokens and windows, whatever the critic's own options;
+    objective="critic" uses them as they are."""
+    pipeline = pipes["wan"].pipeline
+    sizes = {"num_frames": 17, "height": 32, "width": 32}
+    picky = VJEPA2Critic(tiny_vjepa2_model(seed=0), top_fraction=0.1, aggregate="max", batch_size=3)
+    mean = PhysicsGuidance(pipeline, picky, None, GuidanceOptions(), num_steps=STEPS, sizes=sizes)
+    assert mean.critic.model is picky.model and mean.critic.batch_size == 3
+    assert (mean.critic.top_fraction, mean.critic.aggregate) == (None, "mean")
+    assert (picky.top_fraction, picky.aggregate) == (0.1, "max")  # the pipeline's critic is left as it was
+    own = PhysicsGuidance(
+        pipeline, picky, None, GuidanceOptions(objective="critic"), num_steps=STEPS, sizes=sizes
+    )
+    assert own.critic is picky
 
 
 def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
@@ -207,6 +223,7 @@ def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
         ({"scale": 0}, "scale must be"),
         ({"start": 0.5, "end": 0.5}, "start < end"),
         ({"every": 0}, "every must be"),
+        ({"objective": "max"}, "objective must be one of"),
     ],
 )
 def test_guidance_options_are_checked(options, message):

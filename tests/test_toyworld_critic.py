@@ -53,3 +53,14 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
     path = write_video(make_clip(0)[0], tmp_path / "clip.mp4", fps=8)
     assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu"]) == 0
     assert "clip.mp4" in capsys.readouterr().out
+
+
+def test_model_card_counts_the_wall_time_of_every_resumed_run():
+    from hybridgen.toyworld.bundle import training_time
+
+    one_run = [{"step": 1, "seconds": 30.0}, {"step": 2, "seconds": 60.0}]
+    assert training_time(one_run) == "1.0 minutes of wall time"
+    resumed = one_run + [{"step": 3, "seconds": 40.0, "lr": 5e-4}, {"step": 4, "seconds": 120.0, "lr": 1e-5}]
+    assert training_time(resumed) == (
+        "3.0 minutes of wall time in 2 runs: steps 1-2 in 1.0 min, steps 3-4 in 2.0 min (resumed; lr restarting at 5.0e-04)"
+    )

@@ -41,6 +41,20 @@ LEVERS = {
         "top_fraction": 0.02,
         "aggregate": "max",
     },
+    "shipped, but top 1% tokens": {"direction": "both", "top_fraction": 0.01, "aggregate": "max"},
+    "shipped, but mean over windows": {"direction": "both", "top_fraction": 0.02, "aggregate": "mean"},
+    "shipped, but context 2 frames": {
+        "direction": "both",
+        "top_fraction": 0.02,
+        "aggregate": "max",
+        "context": 2,
+    },
+    "shipped, but context 6 frames": {
+        "direction": "both",
+        "top_fraction": 0.02,
+        "aggregate": "max",
+        "context": 6,
+    },
 }
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import transformers
 
-from hybridgen import HybridPipeline, VJEPA2Critic
+from hybridgen import HybridPipeline
 from hybridgen.toyworld import physics_error
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
@@ -55,7 +55,7 @@ def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> 
     following = [follows_prompt(clip, prompt) for clip in out.candidates]
     variants = {}
     for name, options in SCORING_VARIANTS.items():
-        critic = VJEPA2Critic(pipe.critic.model, **{**pipe.critic.scoring_config(), **options})
+        critic = pipe.critic.with_options(**options)
         variants[name] = [report.surprise for report in critic.score_batch(out.candidates, fps=pipe.fps)]
     return {
         "prompt": prompt,

@@ -75,12 +75,6 @@ def pixel_scorer(clips):
     return scores
 
 
-def with_options(critic: VJEPA2Critic, **options) -> VJEPA2Critic:
-    settings = critic.scoring_config()
-    settings.update(options)
-    return VJEPA2Critic(critic.model, batch_size=critic.batch_size, **settings)
-
-
 def throughput(critic: VJEPA2Critic, num_clips: int = 32) -> float:
     """Clips per second scoring 16-frame 64x64 plausible clips with score_batch."""
     clips = [make_clip(seed)[0] for seed in range(num_clips)]
@@ -131,7 +125,7 @@ def main() -> None:
         print(table(name, results), "\n", flush=True)
     print(f"({time.perf_counter() - started:.0f} s)", flush=True)
     if args.levers:
-        levers = {name: critic_scorer(with_options(trained, **lever)) for name, lever in LEVERS.items()}
+        levers = {name: critic_scorer(trained.with_options(**lever)) for name, lever in LEVERS.items()}
         lever_results = compare_scorers(levers, **dict(options, num_pairs=args.lever_pairs))
         report["levers"] = {name: summarize(results) for name, results in lever_results.items()}
         for name, results in lever_results.items():

@@ -204,3 +204,14 @@ def test_both_directions_score_the_union_of_their_tokens(critic):
     expected = (critic.score(clip).surprise + backward.score(clip).surprise) / 2
     assert report.surprise == pytest.approx(expected, rel=1e-5)
     assert np.isfinite(report.frame_surprise()).all()  # every frame is predicted from one side or the other
+
+
+def test_with_options_shares_the_model_and_changes_only_what_is_named(critic):
+    picky = critic.with_options(top_fraction=0.1, aggregate="max")
+    assert picky.model is critic.model and picky.batch_size == critic.batch_size
+    assert (picky.top_fraction, picky.aggregate) == (0.1, "max")
+    unchanged = {k: v for k, v in critic.scoring_config().items() if k not in ("top_fraction", "aggregate")}
+    assert {k: picky.scoring_config()[k] for k in unchanged} == unchanged
+    assert (critic.top_fraction, critic.aggregate) != (0.1, "max")  # the original is left as it was
+    with pytest.raises(TypeError):
+        critic.with_options(top_fractoin=0.1)

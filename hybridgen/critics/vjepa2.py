@@ -199,6 +199,11 @@ class VJEPA2Critic:
             "image_std": self.image_std.flatten().tolist(),
         }
 
+    def with_options(self, **options) -> VJEPA2Critic:
+        """A critic over the same model (shared, not copied) with some scoring options changed, e.g.
+        `critic.with_options(top_fraction=None, aggregate="mean")`; an unknown option is a TypeError."""
+        return VJEPA2Critic(self.model, **{"batch_size": self.batch_size, **self.scoring_config(), **options})
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the model (`save_pretrained`, safetensors) and `critic_config.json`; `from_pretrained` reads both."""
         from hybridgen.models import CRITIC_CONFIG_FILE

@@ -84,8 +84,7 @@ class PhysicsGuidance:
         user_callback: Callable | None = None,
     ):
         if options.objective == "mean":  # the same model, scored by the mean over all tokens and windows
-            scoring = dict(critic.scoring_config(), top_fraction=None, aggregate="mean")
-            critic = VJEPA2Critic(critic.model, batch_size=critic.batch_size, **scoring)
+            critic = critic.with_options(top_fraction=None, aggregate="mean")
         self.pipeline, self.critic, self.record, self.options = pipeline, critic, record, options
         self.num_steps, self.sizes, self.user_callback = num_steps, sizes, user_callback
         self.surprises: list[dict] = []

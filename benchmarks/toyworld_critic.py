@@ -29,6 +29,7 @@ from hybridgen.toyworld.evaluation import compare_scorers, summarize
 
 # pair seeds of this benchmark; the trainer watches 500_000.., scoring options were chosen on 2_000_000..
 TEST_SEED = 1_000_000
+SHIPPED = {"direction": "both", "top_fraction": 0.02, "aggregate": "max"}
 LEVERS = {
     "forward, mean (the naive score)": {"direction": "forward", "top_fraction": None, "aggregate": "mean"},
     "forward, top 5% tokens": {"direction": "forward", "top_fraction": 0.05, "aggregate": "mean"},
@@ -36,25 +37,11 @@ LEVERS = {
     "both, mean": {"direction": "both", "top_fraction": None, "aggregate": "mean"},
     "both, top 5% tokens": {"direction": "both", "top_fraction": 0.05, "aggregate": "mean"},
     "both, top 5% tokens, max window": {"direction": "both", "top_fraction": 0.05, "aggregate": "max"},
-    "both, top 2% tokens, max window (shipped)": {
-        "direction": "both",
-        "top_fraction": 0.02,
-        "aggregate": "max",
-    },
-    "shipped, but top 1% tokens": {"direction": "both", "top_fraction": 0.01, "aggregate": "max"},
-    "shipped, but mean over windows": {"direction": "both", "top_fraction": 0.02, "aggregate": "mean"},
-    "shipped, but context 2 frames": {
-        "direction": "both",
-        "top_fraction": 0.02,
-        "aggregate": "max",
-        "context": 2,
-    },
-    "shipped, but context 6 frames": {
-        "direction": "both",
-        "top_fraction": 0.02,
-        "aggregate": "max",
-        "context": 6,
-    },
+    "both, top 2% tokens, max window (shipped)": SHIPPED,
+    "shipped, but top 1% tokens": {**SHIPPED, "top_fraction": 0.01},
+    "shipped, but mean over windows": {**SHIPPED, "aggregate": "mean"},
+    "shipped, but context 2 frames": {**SHIPPED, "context": 2},
+    "shipped, but context 6 frames": {**SHIPPED, "context": 6},
 }
 
 

@@ -47,13 +47,14 @@ def write_reconstructions(
     and write `clip_<i>.mp4` files. Returns the number written."""
     pipeline = load_video_pipeline(generator)
     call, fps = load_call_defaults(generator)
+    fps = fps or 8.0  # the toy world's frame rate when the checkpoint names none
     size, num_frames = int(call.get("height", 32)), int(call.get("num_frames", 17))
     output_dir = Path(output_dir)
     for first in tqdm(range(0, num_clips, batch_size), desc="reconstructions", disable=not show_progress):
         count = min(batch_size, num_clips - first)
-        frames, _ = render_clips(count, seed + first, size=size, num_frames=num_frames, fps=fps or 8.0)
+        frames, _ = render_clips(count, seed + first, size=size, num_frames=num_frames, fps=fps)
         for k, clip in enumerate(reconstruct(pipeline.vae, frames)):
-            write_video(clip, output_dir / f"clip_{first + k:05d}.mp4", fps=fps or 8.0)
+            write_video(clip, output_dir / f"clip_{first + k:05d}.mp4", fps=fps)
     return num_clips
 
 

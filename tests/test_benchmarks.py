@@ -124,3 +124,20 @@ def test_cuda_smoke_runs_its_checks_on_the_cpu_and_reports_each(tmp_path):
     )
     assert failed.returncode == 1
     assert not json.loads(output.read_text())["checks"]["critic_parity"]["ok"]
+
+
+def test_real_size_cost_tiny_run_times_generation_and_each_scoring(tmp_path):
+    output = tmp_path / "results.json"
+    arguments = ["--tiny", "--device", "cpu", "--dtype", "float32", "--steps", "2", "--json", str(output)]
+    result = run_script("real_size_cost.py", arguments)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(output.read_text())
+    (row,) = results["rows"]
+    assert row["frames"] == 9 and row["generate_seconds"] > 0
+    assert set(row["critics"]) == {"tiny V-JEPA 2, forward (Hub default)", "tiny V-JEPA 2, both directions"}
+    for cost in row["critics"].values():
+        assert cost["windows"] >= 1 and cost["score_seconds"] > 0
+        assert cost["score_over_generate"] == pytest.approx(
+            cost["score_seconds"] / row["generate_seconds"], rel=0.01
+        )
+    assert results["parameters"]["generator transformer"] > 0

@@ -339,9 +339,10 @@ class VJEPA2Critic:
 
     # ------------------------------------------------------------------ helpers
     def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
-        """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised: resize shorter side, centre crop."""
+        """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised on the critic's device: resize shorter
+        side, centre crop."""
         batch, frames, _, height, width = clips.shape
-        flat = clips.reshape(batch * frames, 3, height, width).float()
+        flat = clips.reshape(batch * frames, 3, height, width).to(self.device).float()
         scale = self.resize_to / min(height, width)
         size = (max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale)))
         if size != (height, width):

@@ -8,7 +8,10 @@ are cut into disjoint blocks of N and, over all blocks, we report the physics er
 - best:    the block's least surprising candidate (what `HybridPipeline` returns);
 - average: the block's mean candidate (the expected error of an unranked pick);
 - random:  one candidate drawn at random from the block (seeded);
-- oracle:  the block's lowest physics error (the ceiling any critic could reach).
+- oracle:  the block's lowest physics error (the ceiling any critic could reach);
+
+and p: how often random picks (one per block, 10,000 Monte Carlo draws) do at least as well as best, a one-sided
+p-value for "choosing by surprise beats chance".
 
 Timing: the main job (load `toyworld`, best-of-4 for one prompt, write the MP4) and, per candidate, scoring
 against generating.
@@ -30,13 +33,21 @@ import torch
 import transformers
 
 from hybridgen import HybridPipeline
-from hybridgen.toyworld import physics_error
+from hybridgen.toyworld import TERMS, physics_report
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = BENCHMARK_PROMPTS
-# other scoring options of the same critic, applied to the same candidates (chosen on validation seeds 2000+)
-SCORING_VARIANTS = {"mean over all tokens and windows": {"top_fraction": None, "aggregate": "mean"}}
+# other scoring options of the same critic, applied to the same candidates (chosen on validation seeds 2000+: the
+# first with the 2000-step critic, the second with the bundled one, the best of 26 token/window/direction options)
+SCORING_VARIANTS = {
+    "mean over all tokens and windows": {"top_fraction": None, "aggregate": "mean"},
+    "forward only, mean over all tokens and windows": {
+        "direction": "forward",
+        "top_fraction": None,
+        "aggregate": "mean",
+    },
+}
 
 
 def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> dict:
@@ -57,16 +68,32 @@ def run_group(pipe: HybridPipeline, prompt: str, seed: int, candidates: int) -> 
     for name, options in SCORING_VARIANTS.items():
         critic = pipe.critic.with_options(**options)
         variants[name] = [report.surprise for report in critic.score_batch(out.candidates, fps=pipe.fps)]
+    reports = [physics_report(clip) for clip in out.candidates]
     return {
         "prompt": prompt,
         "seed": seed,
         "surprise": out.surprises,
-        "physics_error": [physics_error(clip) for clip in out.candidates],
+        "physics_error": [report.total for report in reports],
+        "physics_terms": {term: [report.terms[term] for report in reports] for term in TERMS},
         "count_ok": [row["count"] for row in following],
         "colour_ok": [row["colour"] for row in following],
         "seconds_total": total,
         "seconds_scoring": scoring,
         "variants": variants,
+    }
+
+
+def term_correlation(surprise: list[list[float]], groups: list[dict]) -> dict[str, dict[str, float]]:
+    """Within-group Spearman of surprise with each term of the physics checker, and of each term with the total
+    error: which kinds of mistake the critic sees, and which ones make up the error."""
+    error = [group["physics_error"] for group in groups]
+    return {
+        term: {
+            "surprise": rank_correlation(surprise, [g["physics_terms"][term] for g in groups]),
+            "error": rank_correlation([g["physics_terms"][term] for g in groups], error),
+            "mean": float(np.mean([g["physics_terms"][term] for g in groups])),
+        }
+        for term in TERMS
     }
 
 
@@ -160,10 +187,12 @@ def main() -> None:
         "max_candidates": args.candidates,
         "best_of_n": rows,
         "rank_correlation": rank_correlation(surprise, error),
+        "term_correlation": term_correlation(surprise, groups),
         "variants": {
             name: {
                 "best_of_n": best_of_n_table([g["variants"][name] for g in groups], error, sizes),
                 "rank_correlation": rank_correlation([g["variants"][name] for g in groups], error),
+                "term_correlation": term_correlation([g["variants"][name] for g in groups], groups),
             }
             for name in SCORING_VARIANTS
         },
@@ -188,12 +217,14 @@ def main() -> None:
     }
 
     print(f"{len(groups)} groups x {args.candidates} candidates ({args.generator})")
-    print("|   N | blocks | best (surprise) | average | random | oracle | best / average |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "|   N | blocks | best (surprise) | average | random | oracle | best / average | p (random <= best) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['n']:>3} | {row['blocks']:>6} | {row['best']:.4f} | {row['average']:.4f} | "
-            f"{row['random']:.4f} | {row['oracle']:.4f} | {row['best_over_average']:.2f} |"
+            f"{row['random']:.4f} | {row['oracle']:.4f} | {row['best_over_average']:.2f} | {row['p_random']:.4f} |"
         )
     for name, variant in results["variants"].items():
         cells = ", ".join(f"N={row['n']}: {row['best']:.4f}" for row in variant["best_of_n"])
@@ -201,6 +232,17 @@ def main() -> None:
     following = results["prompt_following"]
     print(f"prompt following: count {following['count']:.3f}, colour {following['colour']:.3f}")
     print(f"surprise vs physics error, within-group Spearman: {results['rank_correlation']:.3f}")
+    print(
+        "| checker term | mean | Spearman with error | with surprise | " + " | ".join(SCORING_VARIANTS) + " |"
+    )
+    print("|---|---:|---:|---:|" + "---:|" * len(SCORING_VARIANTS))
+    for term, row in results["term_correlation"].items():
+        cells = [f"{v['term_correlation'][term]['surprise']:+.2f}" for v in results["variants"].values()]
+        print(
+            f"| {term} | {row['mean']:.3f} | {row['error']:+.2f} | {row['surprise']:+.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     timing = results["timing"]
     print(
         f"per candidate: generate {timing['seconds_per_candidate_generate']:.2f} s, score "

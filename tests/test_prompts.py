@@ -66,3 +66,18 @@ def test_best_of_n_table_picks_by_surprise():
     assert rank_correlation(surprise, error) == pytest.approx((1.0 - 0.8) / 2)  # Spearman +1 and -0.8
     with pytest.raises(ValueError, match="no group has 8 candidates"):
         best_of_n_table(surprise, error, [8])
+
+
+def test_best_of_n_p_value_separates_a_ranking_critic_from_chance():
+    from hybridgen.toyworld.selection import best_of_n_table
+
+    rng = np.random.default_rng(0)
+    error = rng.random((16, 16)).tolist()
+    ranking = best_of_n_table(error, error, [1, 8])  # surprise = error: the oracle
+    anti = best_of_n_table((-np.asarray(error)).tolist(), error, [8])  # picks the worst
+    blind = best_of_n_table(rng.random((16, 16)).tolist(), error, [8])  # unrelated to error
+    assert ranking[0]["p_random"] == 1.0  # N = 1: every pick is the same candidate
+    assert ranking[1]["p_random"] < 0.001 and anti[0]["p_random"] > 0.999
+    assert 0.01 < blind[0]["p_random"] < 0.99
+    again = best_of_n_table(error, error, [8])
+    assert again[0]["p_random"] == ranking[1]["p_random"]  # seeded

@@ -14,7 +14,11 @@ PICKS = ("best", "average", "random", "oracle")
 
 
 def best_of_n_table(
-    surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]], sizes: Sequence[int], seed: int = 0
+    surprise: Sequence[Sequence[float]],
+    error: Sequence[Sequence[float]],
+    sizes: Sequence[int],
+    seed: int = 0,
+    draws: int = 10_000,
 ) -> list[dict]:
     """Mean physics error over all blocks of N candidates of the pick that is
 
@@ -23,7 +27,11 @@ def best_of_n_table(
     - random: one candidate drawn at random (numpy generator seeded with `seed`);
     - oracle: the block's lowest physics error (the ceiling any critic could reach).
 
-    Returns one row per N: {"n", "blocks", "best", "average", "random", "oracle", "best_over_average"}.
+    `p_random` is how often picking one candidate per block at random does at least as well as the critic's picks
+    (mean error <= best's), over `draws` Monte Carlo draws: a one-sided p-value for "the critic's choice beats
+    chance" (1.0 at N = 1, where every pick is the same).
+
+    Returns one row per N: {"n", "blocks", "best", "average", "random", "oracle", "best_over_average", "p_random"}.
     """
     if len(surprise) != len(error) or any(len(s) != len(e) for s, e in zip(surprise, error)):
         raise ValueError("surprise and error must have the same groups and candidates.")
@@ -44,8 +52,22 @@ def best_of_n_table(
         row = {"n": int(n), "blocks": len(picks["best"])}
         row.update({name: float(np.mean(values)) for name, values in picks.items()})
         row["best_over_average"] = row["best"] / row["average"] if row["average"] > 0 else float("nan")
+        row["p_random"] = chance_of_random_picks(error, n, row["best"], seed, draws)
         rows.append(row)
     return rows
+
+
+def chance_of_random_picks(
+    error: Sequence[Sequence[float]], n: int, best: float, seed: int, draws: int
+) -> float:
+    """Fraction of `draws` random pickings (one uniform candidate per block of n) whose mean error is <= `best`."""
+    blocks = np.asarray(
+        [group[start : start + n] for group in error for start in range(0, len(group) - n + 1, n)], float
+    )  # (blocks, n)
+    rng = np.random.default_rng([seed, n])
+    picks = rng.integers(n, size=(draws, len(blocks)))  # (draws, blocks)
+    means = blocks[np.arange(len(blocks)), picks].mean(axis=1)  # (draws,)
+    return float((means <= best + 1e-12 * max(1.0, abs(best))).mean())
 
 
 def rank_correlation(surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]]) -> float:

@@ -7,9 +7,10 @@ THREADS ?= 2
 
 # The critic: 2000 steps, then resumed to 4000 (the cosine schedule is recomputed over 4000 steps, so the learning
 # rate restarts at about half its peak and decays again); about 140 minutes at 1 thread on a shared 2-core CPU.
+# Peak lr 1e-3 is pinned: the bundled critic was trained before 2e-3 became train-critic's default.
 toyworld-critic:
-	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 2000 --threads $(THREADS) --no-resume
-	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 4000 --threads $(THREADS)
+	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 2000 --lr 1e-3 --threads $(THREADS) --no-resume
+	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 4000 --lr 1e-3 --threads $(THREADS)
 	$(PYTHON) benchmarks/toyworld_critic.py --critic $(RUN)/toyworld-critic --pairs 200 --threads $(THREADS) \
 		--json $(RUN)/toyworld-critic/results.json
 	$(PYTHON) -m hybridgen.toyworld.bundle critic $(RUN)/toyworld-critic --results $(RUN)/toyworld-critic/results.json

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     train.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
     train.add_argument("--window", type=int, default=8, help="frames per training clip (default 8)")
-    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     train.add_argument("--eval-every", type=int, default=250, help="steps between violation-pair evaluations")
     train.add_argument(
         "--eval-pairs", type=int, default=8, help="pairs per violation kind at each evaluation"

@@ -69,7 +69,7 @@ class CriticTrainingConfig:
     steps: int = 2000
     batch_size: int = 16
     window: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3
     min_lr: float = 1e-5
     warmup_steps: int = 150
     weight_decay: float = 0.04
@@ -436,7 +436,7 @@ def train_critic(
     steps: int = 2000,
     batch_size: int = 16,
     window: int = 8,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     eval_every: int = 250,
     eval_pairs: int = 8,
     checkpoint_every: int = 250,

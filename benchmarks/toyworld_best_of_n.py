@@ -39,7 +39,8 @@ from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = BENCHMARK_PROMPTS
 # other scoring options of the same critic, applied to the same candidates (chosen on validation seeds 2000+: the
-# first with the 2000-step critic, the second with the bundled one, the best of 26 token/window/direction options)
+# first with the 2000-step critic, the second with the bundled one, the best of the token/window/direction options
+# tried)
 SCORING_VARIANTS = {
     "mean over all tokens and windows": {"top_fraction": None, "aggregate": "mean"},
     "forward only, mean over all tokens and windows": {
@@ -87,14 +88,15 @@ def term_correlation(surprise: list[list[float]], groups: list[dict]) -> dict[st
     """Within-group Spearman of surprise with each term of the physics checker, and of each term with the total
     error: which kinds of mistake the critic sees, and which ones make up the error."""
     error = [group["physics_error"] for group in groups]
-    return {
-        term: {
-            "surprise": rank_correlation(surprise, [g["physics_terms"][term] for g in groups]),
-            "error": rank_correlation([g["physics_terms"][term] for g in groups], error),
-            "mean": float(np.mean([g["physics_terms"][term] for g in groups])),
+    correlations = {}
+    for term in TERMS:
+        values = [group["physics_terms"][term] for group in groups]
+        correlations[term] = {
+            "surprise": rank_correlation(surprise, values),
+            "error": rank_correlation(values, error),
+            "mean": float(np.mean(values)),
         }
-        for term in TERMS
-    }
+    return correlations
 
 
 def time_main_job(generator: str, critic: str | None, candidates: int) -> dict:

@@ -39,10 +39,12 @@ def best_of_n_table(
     rows = []
     for n in sizes:
         picks: dict[str, list[float]] = {name: [] for name in PICKS}
+        error_blocks: list[np.ndarray] = []  # each (n,)
         for group_surprise, group_error in zip(surprise, error):
             s, e = np.asarray(group_surprise, float), np.asarray(group_error, float)
             for start in range(0, len(e) - n + 1, n):
                 block_s, block_e = s[start : start + n], e[start : start + n]
+                error_blocks.append(block_e)
                 picks["best"].append(block_e[np.argmin(block_s)])
                 picks["average"].append(block_e.mean())
                 picks["random"].append(block_e[rng.integers(n)])
@@ -52,18 +54,15 @@ def best_of_n_table(
         row = {"n": int(n), "blocks": len(picks["best"])}
         row.update({name: float(np.mean(values)) for name, values in picks.items()})
         row["best_over_average"] = row["best"] / row["average"] if row["average"] > 0 else float("nan")
-        row["p_random"] = chance_of_random_picks(error, n, row["best"], seed, draws)
+        row["p_random"] = chance_of_random_picks(np.stack(error_blocks), row["best"], seed, draws)
         rows.append(row)
     return rows
 
 
-def chance_of_random_picks(
-    error: Sequence[Sequence[float]], n: int, best: float, seed: int, draws: int
-) -> float:
-    """Fraction of `draws` random pickings (one uniform candidate per block of n) whose mean error is <= `best`."""
-    blocks = np.asarray(
-        [group[start : start + n] for group in error for start in range(0, len(group) - n + 1, n)], float
-    )  # (blocks, n)
+def chance_of_random_picks(blocks: np.ndarray, best: float, seed: int, draws: int) -> float:
+    """Fraction of `draws` random pickings (one uniform candidate per row of the `(blocks, n)` errors) whose mean
+    error is <= `best`."""
+    n = blocks.shape[1]
     rng = np.random.default_rng([seed, n])
     picks = rng.integers(n, size=(draws, len(blocks)))  # (draws, blocks)
     means = blocks[np.arange(len(blocks)), picks].mean(axis=1)  # (draws,)

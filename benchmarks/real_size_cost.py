@@ -121,7 +121,7 @@ def measure(pipe, critics: dict, settings, steps: int, text_dim: int, device: st
         generate(pipe, embeds, call, 2, device)  # warm-up: kernels, allocator
         frames, seconds = timed(device, generate, pipe, embeds, call, steps, device)
         row = {"setting": name, "frames": num_frames, "height": height, "width": width, "steps": steps}
-        row["generate_seconds"] = round(seconds, 3)
+        row["generate_seconds"] = round(seconds, 6)
         row["critics"] = {}
         for critic_name, critic in critics.items():
             for scoring_name, options in SCORINGS.items():
@@ -130,7 +130,7 @@ def measure(pipe, critics: dict, settings, steps: int, text_dim: int, device: st
                 report, score_seconds = timed(device, scorer.score, frames, fps=FPS)
                 row["critics"][f"{critic_name}, {scoring_name}"] = {
                     "windows": len(report.window_surprise),
-                    "score_seconds": round(score_seconds, 4),
+                    "score_seconds": round(score_seconds, 6),
                     "score_over_generate": round(score_seconds / seconds, 5),
                 }
         rows.append(row)

@@ -42,6 +42,7 @@ LEVERS = {
     "shipped, but mean over windows": {**SHIPPED, "aggregate": "mean"},
     "shipped, but context 2 frames": {**SHIPPED, "context": 2},
     "shipped, but context 6 frames": {**SHIPPED, "context": 6},
+    "shipped, but windows every frame (stride 1)": {**SHIPPED, "stride": 1},
 }
 
 

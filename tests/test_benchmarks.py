@@ -147,3 +147,18 @@ def test_real_size_cost_tiny_run_times_generation_and_each_scoring(tmp_path):
             cost["score_seconds"] / row["generate_seconds"], rel=0.01
         )
     assert results["parameters"]["generator transformer"] > 0
+
+
+def test_toyworld_vae_measures_a_pipeline_vae_and_a_freshly_trained_one(tiny_models, tmp_path):
+    output = tmp_path / "vae.json"
+    generator = tiny_models[1]
+    arguments = ["--generator", generator, "--train-temporal", "2", "--steps", "2", "--clips", "2"]
+    result = run_script("toyworld_vae.py", [*arguments, "--train-clips", "4", "--json", str(output)])
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["vae"] for row in rows] == [generator, "trained here: 2x time, 2 steps"]
+    for row in rows:
+        assert np.isfinite(row["physics_error"]) and row["physics_error"] >= 0
+        assert set(row["terms"]) == {"count", "area", "colour", "accel", "jump", "flicker"}
+        assert 0 < row["psnr"] < 100 and 0 <= row["ball_mae"] <= 1
+    assert "| VAE | physics error" in result.stdout

@@ -8,6 +8,8 @@ import pytest
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 
+from hybridgen.toyworld.bundle import generator_card
+from hybridgen.toyworld.selection import best_of_n_table
 from hybridgen.training.generator import (
     GeneratorTrainer,
     GeneratorTrainingConfig,
@@ -114,7 +116,20 @@ def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
         num_inference_steps=2,
         output_type="latent",
     ).frames
-    assert latents.shape == (1, TINY_VAE["z_dim"], 5, 4, 4)
+    assert latents.shape == (1, TINY_VAE["z_dim"], 5, 4, 4)  # 17 frames, 4x in time -> 5 latent frames
+
+    # the model card reads the run: recipe, latent compression, and the benchmark's table when given one
+    rows = best_of_n_table([[3.0, 1.0, 2.0, 0.5]], [[0.9, 0.1, 0.5, 0.4]], [1, 2])
+    results = {
+        "groups": 1,
+        "max_candidates": 4,
+        "best_of_n": rows,
+        "prompt_following": {"count": 0.5, "colour": 1},
+    }
+    card = generator_card(tmp_path / "run", results)
+    assert "compresses 8x in space and 4x in time, with 4 channels" in card
+    assert "Stage 1, VAE: 15 steps" in card and "Stage 2, transformer: 40 steps" in card
+    assert "| 2 | 0.2500 | 0.4750 |" in card  # best of {0.9, 0.1} and {0.5, 0.4} by surprise: 0.1 and 0.4
 
 
 def test_interrupted_runs_resume_to_the_same_weights(tmp_path):

@@ -130,6 +130,8 @@ def generator_card(run_dir: Path, results: dict | None) -> str:
         f"{call['pipeline_call']['height']}, {call['fps']:g} fps (`call_defaults.json` holds these and the"
         f" sampling defaults: {call['pipeline_call']['num_inference_steps']} steps, guidance scale "
         f"{call['pipeline_call']['guidance_scale']}).",
+        f"- Latents: the VAE compresses {config['vae']['scale_factor_spatial']}x in space and"
+        f" {config['vae']['scale_factor_temporal']}x in time, with {config['vae']['z_dim']} channels.",
         f"- float32 safetensors: VAE {sizes['vae']:.1f} MB, transformer {sizes['transformer']:.1f} MB (EMA weights),"
         f" text encoder {sizes['text_encoder']:.1f} MB (a tiny random UMT5, frozen; the tokenizer is built"
         " locally).",
@@ -167,11 +169,14 @@ def results_lines(results: dict) -> list[str]:
     lines = [
         f"{results['groups']} prompt x seed groups, {results['max_candidates']} candidates each.",
         "",
-        "| N | best-of-N physics error | average candidate | random pick |",
-        "|---:|---:|---:|---:|",
+        "| N | best-of-N physics error | average candidate | random pick | oracle (lowest error) | p (random <= best) |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["best_of_n"]:
-        lines.append(f"| {row['n']} | {row['best']:.4f} | {row['average']:.4f} | {row['random']:.4f} |")
+        lines.append(
+            f"| {row['n']} | {row['best']:.4f} | {row['average']:.4f} | {row['random']:.4f} | {row['oracle']:.4f} |"
+            f" {row['p_random']:.3f} |"
+        )
     following = results["prompt_following"]
     lines += [
         "",

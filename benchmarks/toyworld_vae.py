@@ -1,0 +1,140 @@
+"""How much physics does the toy-world generator's VAE destroy on its own? Round trips of clean clips, judged by ground
+truth.
+
+A generated clip can be no cleaner than the VAE can draw it. This script renders plausible toy-world clips (17
+frames at 32x32, seeds 2000+, never trained on), passes each through a VAE (encode to the mean latent, decode) and
+reports the toy world's physics error of the reconstructions (0 for the clean clips themselves) with its terms,
+PSNR and the error on ball pixels. It measures
+
+- each `--generator` given (its `vae`), e.g. the bundled `toyworld`; and
+- for each temporal compression in `--train-temporal` (4 = Wan's own, 2 = time halved only once), a VAE trained
+  from scratch by `GeneratorTrainer`'s stage 1 for `--steps` steps with everything else at the defaults.
+
+    python benchmarks/toyworld_vae.py --generator toyworld --train-temporal 4 2 --steps 2000 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybridgen.toyworld import TERMS, physics_report
+from hybridgen.training.generator import (
+    GeneratorTrainer,
+    GeneratorTrainingConfig,
+    default_vae_config,
+    render_clips,
+)
+from hybridgen.training.reconstructions import reconstruct
+
+CLIP_SEED = 2000  # held out: the generator trains on seeds 0.., its reconstruction metrics use 900,000..
+# one flag per downsampling level of the default three-level VAE, for each temporal compression
+TEMPORAL_DOWNSAMPLE = {1: [False, False], 2: [False, True], 4: [True, True]}
+
+
+def round_trip(vae, frames: np.ndarray) -> dict:
+    """Physics error, its terms, PSNR and ball-pixel error of `vae`'s reconstructions of uint8 `frames`."""
+    start = time.perf_counter()
+    reconstructions = reconstruct(vae.eval(), frames)  # (N, T, H, W, 3) in [0, 1]
+    seconds = time.perf_counter() - start
+    reports = [physics_report(clip) for clip in reconstructions]
+    clean = frames.astype(np.float32) / 255
+    error = np.abs(reconstructions - clean)  # (N, T, H, W, 3)
+    mse = (error**2).mean(axis=(1, 2, 3, 4))  # (N,)
+    ball = np.broadcast_to(clean.max(axis=-1, keepdims=True) > 60 / 255, error.shape)
+    return {
+        "physics_error": float(np.mean([r.total for r in reports])),
+        "physics_error_median": float(np.median([r.total for r in reports])),
+        "terms": {term: float(np.mean([r.terms[term] for r in reports])) for term in TERMS},
+        "psnr": float(np.mean(-10 * np.log10(np.maximum(mse, 1e-10)))),
+        "ball_mae": float(error[ball].mean()),
+        "seconds_per_clip": seconds / len(frames),
+    }
+
+
+def train_vae(temporal: int, steps: int, seed: int, num_clips: int) -> tuple[torch.nn.Module, float]:
+    """Stage 1 of `GeneratorTrainer` alone, with `temporal`x time compression. Returns the VAE and seconds taken."""
+    vae = {
+        **default_vae_config(),
+        "temperal_downsample": TEMPORAL_DOWNSAMPLE[temporal],
+        "scale_factor_temporal": temporal,
+    }
+    trainer = GeneratorTrainer(
+        GeneratorTrainingConfig(vae=vae, vae_steps=steps, steps=0, seed=seed, num_clips=num_clips)
+    )
+    assert len(trainer.frames) == num_clips  # rendered here, before the clock starts
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.vae_train_step()
+    return trainer.vae, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--generator", nargs="*", default=[], help="pipeline ids whose VAE to measure")
+    parser.add_argument(
+        "--train-temporal",
+        type=int,
+        nargs="*",
+        default=[],
+        choices=sorted(TEMPORAL_DOWNSAMPLE),
+        help="temporal compressions to train a VAE for and measure",
+    )
+    parser.add_argument("--steps", type=int, default=2000, help="VAE training steps (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--train-clips", type=int, default=3000, help="training clips (default 3000)")
+    parser.add_argument("--clips", type=int, default=48, help="held-out clips (default 48)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    if not args.generator and not args.train_temporal:
+        parser.error("nothing to measure: give --generator and/or --train-temporal")
+    if min(args.steps, args.clips, args.train_clips) < 1:
+        parser.error("--steps, --clips and --train-clips must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    frames, _ = render_clips(args.clips, CLIP_SEED, size=32, num_frames=17, fps=8.0)  # (N, 17, 32, 32, 3)
+    rows = []
+    for generator in args.generator:
+        from hybridgen.models import load_video_pipeline
+
+        rows.append({"vae": generator, **round_trip(load_video_pipeline(generator).vae, frames)})
+    for temporal in args.train_temporal:
+        vae, seconds = train_vae(temporal, args.steps, args.seed, args.train_clips)
+        name = f"trained here: {temporal}x time, {args.steps} steps"
+        rows.append({"vae": name, "train_seconds": seconds, **round_trip(vae, frames)})
+
+    print(
+        f"{args.clips} clean held-out clips (seeds {CLIP_SEED}+), 17 frames at 32x32, through each VAE and back"
+    )
+    print(
+        "| VAE | physics error (mean / median) | " + " | ".join(TERMS) + " | PSNR (dB) | ball-pixel error |"
+    )
+    print("|---|---:|" + "---:|" * len(TERMS) + "---:|---:|")
+    for row in rows:
+        terms = " | ".join(f"{row['terms'][t]:.3f}" for t in TERMS)
+        print(
+            f"| {row['vae']} | {row['physics_error']:.3f} / {row['physics_error_median']:.3f} | {terms} | "
+            f"{row['psnr']:.2f} | {row['ball_mae']:.3f} |"
+        )
+    if args.json:
+        from hybridgen.video import write_json_atomic
+
+        environment = {
+            "machine": platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        }
+        write_json_atomic(
+            {"clips": args.clips, "steps": args.steps, "rows": rows, "environment": environment}, args.json
+        )
+
+
+if __name__ == "__main__":
+    main()

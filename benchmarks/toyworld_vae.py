@@ -23,14 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hybridgen.models import load_video_pipeline
 from hybridgen.toyworld import TERMS, physics_report
 from hybridgen.training.generator import (
     GeneratorTrainer,
     GeneratorTrainingConfig,
     default_vae_config,
+    reconstruction_metrics,
     render_clips,
+    to_model_space,
 )
 from hybridgen.training.reconstructions import reconstruct
+from hybridgen.video import write_json_atomic
 
 CLIP_SEED = 2000  # held out: the generator trains on seeds 0.., its reconstruction metrics use 900,000..
 # one flag per downsampling level of the default three-level VAE, for each temporal compression
@@ -38,21 +42,18 @@ TEMPORAL_DOWNSAMPLE = {2: [False, True], 4: [True, True]}
 
 
 def round_trip(vae, frames: np.ndarray) -> dict:
-    """Physics error, its terms, PSNR and ball-pixel error of `vae`'s reconstructions of uint8 `frames`."""
+    """Physics error and its terms, with the trainer's reconstruction metrics (PSNR, mae, ball_mae), of `vae`'s
+    reconstructions of uint8 `frames` (N, T, H, W, 3)."""
     start = time.perf_counter()
     reconstructions = reconstruct(vae.eval(), frames)  # (N, T, H, W, 3) in [0, 1]
     seconds = time.perf_counter() - start
     reports = [physics_report(clip) for clip in reconstructions]
-    clean = frames.astype(np.float32) / 255
-    error = np.abs(reconstructions - clean)  # (N, T, H, W, 3)
-    mse = (error**2).mean(axis=(1, 2, 3, 4))  # (N,)
-    ball = np.broadcast_to(clean.max(axis=-1, keepdims=True) > 60 / 255, error.shape)
+    in_model_space = torch.from_numpy(reconstructions).permute(0, 4, 1, 2, 3) * 2 - 1  # (N, 3, T, H, W)
     return {
         "physics_error": float(np.mean([r.total for r in reports])),
         "physics_error_median": float(np.median([r.total for r in reports])),
         "terms": {term: float(np.mean([r.terms[term] for r in reports])) for term in TERMS},
-        "psnr": float(np.mean(-10 * np.log10(np.maximum(mse, 1e-10)))),
-        "ball_mae": float(error[ball].mean()),
+        **reconstruction_metrics(to_model_space(frames), in_model_space),
         "seconds_per_clip": seconds / len(frames),
     }
 
@@ -67,7 +68,7 @@ def train_vae(temporal: int, steps: int, seed: int, num_clips: int) -> tuple[tor
     trainer = GeneratorTrainer(
         GeneratorTrainingConfig(vae=vae, vae_steps=steps, steps=0, seed=seed, num_clips=num_clips)
     )
-    assert len(trainer.frames) == num_clips  # rendered here, before the clock starts
+    _ = trainer.frames  # render the training clips before the clock starts
     start = time.perf_counter()
     for _ in range(steps):
         trainer.vae_train_step()
@@ -99,11 +100,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    frames, _ = render_clips(args.clips, CLIP_SEED, size=32, num_frames=17, fps=8.0)  # (N, 17, 32, 32, 3)
+    clip = GeneratorTrainingConfig()  # the clip size, length and frame rate the generator trains on
+    frames, _ = render_clips(args.clips, CLIP_SEED, size=clip.size, num_frames=clip.num_frames, fps=clip.fps)
     rows = []
     for generator in args.generator:
-        from hybridgen.models import load_video_pipeline
-
         rows.append({"vae": generator, **round_trip(load_video_pipeline(generator).vae, frames)})
     for temporal in args.train_temporal:
         vae, seconds = train_vae(temporal, args.steps, args.seed, args.train_clips)
@@ -111,7 +111,8 @@ def main() -> None:
         rows.append({"vae": name, "train_seconds": seconds, **round_trip(vae, frames)})
 
     print(
-        f"{args.clips} clean held-out clips (seeds {CLIP_SEED}+), 17 frames at 32x32, through each VAE and back"
+        f"{args.clips} clean held-out clips (seeds {CLIP_SEED}+), {clip.num_frames} frames at {clip.size}x"
+        f"{clip.size}, through each VAE and back"
     )
     print(
         "| VAE | physics error (mean / median) | " + " | ".join(TERMS) + " | PSNR (dB) | ball-pixel error |"
@@ -124,8 +125,6 @@ def main() -> None:
             f"{row['psnr']:.2f} | {row['ball_mae']:.3f} |"
         )
     if args.json:
-        from hybridgen.video import write_json_atomic
-
         environment = {
             "machine": platform.machine(),
             "threads": torch.get_num_threads(),

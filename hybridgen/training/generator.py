@@ -193,6 +193,19 @@ def ball_mask(x: torch.Tensor) -> torch.Tensor:
     return x.amax(dim=1, keepdim=True) > (60 / 127.5 - 1)
 
 
+def reconstruction_metrics(x: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, float]:
+    """How far `reconstruction` is from `x`, both (B, 3, T, H, W) in [-1, 1]: PSNR (dB, mean over clips), mean
+    absolute error, and that error over the ball pixels of `x` alone, both in [0, 1] units."""
+    error = (reconstruction - x).abs() / 2  # (B, 3, T, H, W) in [0, 1] units
+    mse = error.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
+    ball = ball_mask(x).expand_as(error)
+    return {
+        "psnr": float((-10 * torch.log10(mse.clamp_min(1e-10))).mean()),
+        "mae": float(error.mean()),
+        "ball_mae": float(error.masked_select(ball).mean()),
+    }
+
+
 def kl_divergence(posterior) -> torch.Tensor:
     """Mean KL(q(z|x) || N(0, 1)) per latent element (diffusers' `.kl()` sums over dims 1-3 only for 5-D)."""
     return 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
@@ -341,14 +354,8 @@ class GeneratorTrainer:
         self.vae.eval()
         x = to_model_space(frames)  # (B, 3, T, H, W)
         reconstruction = self.vae.decode(self.vae.encode(x).latent_dist.mode()).sample  # (B, 3, T, H, W)
-        error = (reconstruction - x).abs() / 2  # (B, 3, T, H, W) in [0, 1] units
-        mse = error.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
-        ball = ball_mask(x)
-        return {
-            "psnr": round(float((-10 * torch.log10(mse.clamp_min(1e-10))).mean()), 2),
-            "mae": round(float(error.mean()), 4),
-            "ball_mae": round(float(error.masked_select(ball.expand_as(error)).mean()), 4),
-        }
+        metrics = reconstruction_metrics(x, reconstruction)
+        return {name: round(value, 2 if name == "psnr" else 4) for name, value in metrics.items()}
 
     @torch.no_grad()
     def encode_dataset(self) -> None:

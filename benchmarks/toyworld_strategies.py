@@ -47,7 +47,7 @@ GUIDANCE_VARIANTS = {"guidance 0.05, every 2nd step of all, mean scoring": Guida
 
 
 def sweep_options(scale: float) -> GuidanceOptions:
-    """The scale sweep: the critic's own scoring (top tokens, worst window), every step of the first half."""
+    """The scale sweep: the critic's own scoring options, every step of the first half."""
     return GuidanceOptions(scale=scale, end=0.5, every=1, objective="critic")
 
 

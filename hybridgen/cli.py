@@ -67,7 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--critic", required=True, help="V-JEPA 2 model: Hub id or local directory")
     score.add_argument("--json", action="store_true", help="print the reports as JSON")
     score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
-    score.add_argument("--aggregate", choices=("mean", "max"), default="mean", help="window reduction")
+    score.add_argument(
+        "--aggregate",
+        choices=("mean", "max"),
+        help="reduce windows by mean or max (default: the critic's own)",
+    )
+    score.add_argument(
+        "--top-fraction",
+        type=float,
+        metavar="F",
+        help="score each window by its F most surprising tokens, e.g. 0.02 (default: the critic's own)",
+    )
     _add_device_options(score)
 
     train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
@@ -150,7 +160,11 @@ def run_score(args: argparse.Namespace) -> int:
     from hybridgen.video import read_video
 
     critic = VJEPA2Critic.from_pretrained(
-        args.critic, torch_dtype=DTYPES[args.dtype], device=args.device, aggregate=args.aggregate
+        args.critic,
+        torch_dtype=DTYPES[args.dtype],
+        device=args.device,
+        aggregate=args.aggregate,
+        top_fraction=args.top_fraction,
     )
     for path in args.videos:
         if not path.is_file():

@@ -1,5 +1,7 @@
 """The bundled toy-world critic: it resolves offline by name, is small, and has learned something."""
 
+import json
+
 import huggingface_hub.constants
 import pytest
 import torch
@@ -9,7 +11,7 @@ from hybridgen import VJEPA2Critic
 from hybridgen.cli import main
 from hybridgen.models import BUNDLED, WEIGHTS_DIR
 from hybridgen.toyworld import make_clip
-from hybridgen.toyworld.evaluation import evaluate_violations
+from hybridgen.toyworld.evaluation import VIOLATION_SCORING, evaluate_violations
 from hybridgen.video import write_video
 
 # held out from training (which never sees violations), tuning (2_000_000..) and the benchmark (1_000_000..)
@@ -38,6 +40,7 @@ def test_toyworld_resolves_to_the_bundled_weights_offline(monkeypatch):
 
 def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
     kinds = ["teleport", "gravity_reversal", "colour_change"]
+    critic = critic.with_options(**VIOLATION_SCORING)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         untrained = VJEPA2Critic(VJEPA2Model(critic.model.config), **critic.scoring_config())
@@ -49,10 +52,16 @@ def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
     assert trained > baseline + 0.1
 
 
-def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
+def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys, critic):
     path = write_video(make_clip(0)[0], tmp_path / "clip.mp4", fps=8)
-    assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu"]) == 0
-    assert "clip.mp4" in capsys.readouterr().out
+    assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu", "--json"]) == 0
+    (default,) = json.loads(capsys.readouterr().out)
+    assert (default["aggregate"], default["token_reduce"]) == ("mean", "mean")  # the bundled default
+    argv = ["score", str(path), "--critic", "toyworld", "--json", "--top-fraction", "0.02", "--aggregate", "max"]
+    assert main(argv) == 0
+    (violation,) = json.loads(capsys.readouterr().out)
+    assert (violation["aggregate"], violation["token_reduce"]) == ("max", "topk:0.02")
+    assert violation["surprise"] > default["surprise"]  # the worst tokens of the worst window
 
 
 def test_model_card_counts_the_wall_time_of_every_resumed_run():

@@ -37,8 +37,9 @@ class GuidanceOptions:
             start <= i / num_steps < end.
         every: guide every k-th step inside that range.
         objective: what the push lowers. "mean": the critic's prediction error averaged over every target token
-            and every window, a smooth signal (what a V-JEPA 2 Hub checkpoint scores by default). "critic": the
-            critic's own scoring options (the toy-world critic's: its top 2% tokens, worst window).
+            and every window, a smooth signal (what a V-JEPA 2 Hub checkpoint and the bundled toy-world critic
+            score by default). "critic": the critic's own scoring options, e.g. top tokens and worst window for
+            `critic.with_options(top_fraction=0.02, aggregate="max")`.
 
     The defaults are the setting measured on the toy world (`BENCHMARKS.md`): -30% and -32% ground-truth physics
     error against the same seeds unguided, on two sets of 16 prompt x seed groups.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -65,6 +66,8 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         f"{model_config['hidden_size']} wide x {model_config['num_hidden_layers']} layers, predictor "
         f"{model_config['pred_hidden_size']} wide x {model_config['pred_num_hidden_layers']} layers.",
         f"- Scoring defaults (critic_config.json): {json.dumps({k: scoring[k] for k in list(scoring)[:7]})}.",
+        "  Violation pairs are scored with `hybridgen.toyworld.evaluation.VIOLATION_SCORING` instead:"
+        f" {json.dumps(VIOLATION_SCORING)}.",
         "",
         "## Recipe",
         f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
@@ -85,7 +88,7 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
             "",
             "## Violation-pair accuracy watched during training",
             "",
-            "8 pairs per kind (seeds 500,000+), scored with the trainer's scoring options at the time.",
+            "8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at the time.",
             "",
         ]
         lines += [f"- step {row['step']}: mean {row['eval']['mean']:.3f}" for row in evaluations]
@@ -98,9 +101,9 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
         lines += [
             "",
-            "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds 1,000,000+.",
-            "The scoring options were chosen after training among a few variants on other pairs (seeds",
-            "2,000,000+, teleport / vanish / gravity reversal only, 24 pairs each); see BENCHMARKS.md.",
+            "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds 1,000,000+;",
+            f"scoring options {json.dumps(results['scoring'])}, chosen among a few variants on other pairs (seeds",
+            "2,000,000+); see BENCHMARKS.md.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -166,8 +169,12 @@ def _format_reconstruction(encode: dict) -> str:
 
 def results_lines(results: dict) -> list[str]:
     """Best-of-N and prompt-following lines from `benchmarks/toyworld_best_of_n.py` JSON."""
-    lines = [
-        f"{results['groups']} prompt x seed groups, {results['max_candidates']} candidates each.",
+    lines = [f"{results['groups']} prompt x seed groups, {results['max_candidates']} candidates each."]
+    if "scoring" in results:
+        lines.append(
+            f"Best = least surprising, critic `{results['critic']}` scoring {json.dumps(results['scoring'])}."
+        )
+    lines += [
         "",
         "| N | best-of-N physics error | average candidate | random pick | oracle (lowest error) | p (random <= best) |",
         "|---:|---:|---:|---:|---:|---:|",

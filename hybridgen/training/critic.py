@@ -85,15 +85,17 @@ class CriticTrainingConfig:
     eval_pairs: int = 8
     checkpoint_every: int = 250
     seed: int = 0
-    # how the exported critic scores clips (stored in critic_config.json)
+    # how the exported critic scores clips by default (stored in critic_config.json): the mean over all target
+    # tokens and windows, which ranks generated candidates better than the top tokens do; the violation-pair
+    # watch applies `VIOLATION_SCORING` on top (hybridgen.toyworld.evaluation)
     scoring: dict = field(
         default_factory=lambda: {
             "window": 8,
             "context": 4,
             "stride": 2,
             "direction": "both",
-            "top_fraction": 0.02,
-            "aggregate": "max",
+            "top_fraction": None,
+            "aggregate": "mean",
         }
     )
 
@@ -449,11 +451,12 @@ def train_critic(
     """Train a critic on `data` ("toyworld" or a folder of videos) and save it to `output_dir`.
 
     Starts from `init` (a V-JEPA 2 checkpoint) or from random weights of `toyworld_critic_config()`. On the toy
-    world, every `eval_every` steps the exported critic is scored on `eval_pairs` violation pairs per kind
-    (never trained on). `device` is where the model trains; `workers` render toy-world clips in background
-    processes (see `ToyWorldClips`). Returns a summary: steps, final loss, wall time, last evaluation.
+    world, every `eval_every` steps the exported critic is scored with `VIOLATION_SCORING` on `eval_pairs`
+    violation pairs per kind (never trained on). `device` is where the model trains; `workers` render toy-world
+    clips in background processes (see `ToyWorldClips`). Returns a summary: steps, final loss, wall time, last
+    evaluation.
     """
-    from hybridgen.toyworld.evaluation import evaluate_violations, summarize
+    from hybridgen.toyworld.evaluation import VIOLATION_SCORING, evaluate_violations, summarize
 
     config = CriticTrainingConfig(
         steps=steps,
@@ -484,6 +487,8 @@ def train_critic(
         sample_clips = VideoFolderClips(data, size)
 
     def evaluate(critic: VJEPA2Critic) -> dict:
+        critic = critic.with_options(**VIOLATION_SCORING)
+
         def surprise(clips):
             return [report.surprise for report in critic.score_batch(clips)]
 

@@ -156,7 +156,9 @@ def main() -> None:
         "--prompts", type=int, default=len(PROMPTS), help=f"how many of the {len(PROMPTS)} prompts"
     )
     parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2)")
-    parser.add_argument("--first-seed", type=int, default=1000, help="seed of each prompt's first group")
+    parser.add_argument(
+        "--first-seed", type=int, default=1000, help="group seeds count up from here (default 1000)"
+    )
     parser.add_argument("--candidates", type=int, default=16, help="candidates per group (default 16)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="write the results here")

@@ -123,12 +123,15 @@ def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
     results = {
         "groups": 1,
         "max_candidates": 4,
+        "critic": "toyworld",
+        "scoring": {"aggregate": "mean"},
         "best_of_n": rows,
         "prompt_following": {"count": 0.5, "colour": 1},
     }
     card = generator_card(tmp_path / "run", results)
     assert "compresses 8x in space and 4x in time, with 4 channels" in card
     assert "Stage 1, VAE: 15 steps" in card and "Stage 2, transformer: 40 steps" in card
+    assert 'critic `toyworld` scoring {"aggregate": "mean"}' in card
     assert "| 2 | 0.2500 | 0.4750 |" in card  # best of {0.9, 0.1} and {0.5, 0.4} by surprise: 0.1 and 0.4
 
 

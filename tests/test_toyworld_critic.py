@@ -57,7 +57,17 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys, critic):
     assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu", "--json"]) == 0
     (default,) = json.loads(capsys.readouterr().out)
     assert (default["aggregate"], default["token_reduce"]) == ("mean", "mean")  # the bundled default
-    argv = ["score", str(path), "--critic", "toyworld", "--json", "--top-fraction", "0.02", "--aggregate", "max"]
+    argv = [
+        "score",
+        str(path),
+        "--critic",
+        "toyworld",
+        "--json",
+        "--top-fraction",
+        "0.02",
+        "--aggregate",
+        "max",
+    ]
     assert main(argv) == 0
     (violation,) = json.loads(capsys.readouterr().out)
     assert (violation["aggregate"], violation["token_reduce"]) == ("max", "topk:0.02")

@@ -8,6 +8,8 @@ import torch
 
 from hybridgen import VJEPA2Critic
 from hybridgen.testing import tiny_vjepa2_model
+from hybridgen.toyworld.bundle import critic_card
+from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.critic import (
     CollapseError,
     CriticTrainer,
@@ -47,6 +49,17 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
     assert loaded.scoring_config() == critic.scoring_config() and loaded.direction == "both"
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == list(range(1, 31))
+    # the model card reads the run: recipe, its scoring defaults, the violation-pair scoring, the benchmark's table
+    results = {
+        "pairs": 2,
+        "scoring": {**SCORING, **VIOLATION_SCORING},
+        "results": {"trained critic": {"teleport": {"accuracy": 0.75}, "mean": {"accuracy": 0.75}}},
+    }
+    card = critic_card(tmp_path / "run", results)
+    assert "- 30 steps of batch 8" in card
+    assert '"top_fraction": 0.1' in card  # the run's own default
+    assert 'VIOLATION_SCORING` instead: {"top_fraction": 0.02, "aggregate": "max"}' in card
+    assert "| teleport | 0.750 |" in card
 
 
 def test_resume_continues_from_the_checkpoint(clips, tmp_path):

@@ -39,9 +39,9 @@ from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = BENCHMARK_PROMPTS
-# other scoring options of the same critic, applied to the same candidates: the options violation pairs are
-# scored with (the bundled critic's default until the mean, which the second replaces, ranked generated candidates
-# better on seeds 1000 and 3000), and forward prediction only
+# other scoring options of the same critic, applied to the same candidates: VIOLATION_SCORING (the bundled critic's
+# default until 2026-12-02, when the mean ranked generated candidates better on seeds 1000 and 3000) and forward
+# prediction only (the best option tried on validation seeds 2000)
 SCORING_VARIANTS = {
     "top 2% tokens, worst window (violation scoring)": VIOLATION_SCORING,
     "forward only, mean over all tokens and windows": {

@@ -6,8 +6,9 @@ THREADS ?= 2
 .PHONY: toyworld-critic toyworld-generator test lint
 
 # The critic: 2000 steps, then resumed to 4000 (the cosine schedule is recomputed over 4000 steps, so the learning
-# rate restarts at about half its peak and decays again); 44 minutes of training at 2 threads on a 2-core AMD EPYC VM
-# (2026-12-02), 140 at 1 thread on a slower, shared one; the 200-pair benchmark adds about half as much again.
+# rate restarts at about half its peak and decays again); 44 minutes of training and 12 of benchmark at 2 threads on a
+# 2-core AMD EPYC VM (2026-12-02; the rerun scored 0.74 against the bundled 0.78), 140 of training at 1 thread on a
+# slower, shared one.
 # Peak lr 1e-3 is pinned: the bundled critic was trained before 2e-3 became train-critic's default.
 toyworld-critic:
 	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 2000 --lr 1e-3 --threads $(THREADS) --no-resume

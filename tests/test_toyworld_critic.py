@@ -52,7 +52,7 @@ def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
     assert trained > baseline + 0.1
 
 
-def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys, critic):
+def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
     path = write_video(make_clip(0)[0], tmp_path / "clip.mp4", fps=8)
     assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu", "--json"]) == 0
     (default,) = json.loads(capsys.readouterr().out)

@@ -9,7 +9,8 @@ THREADS ?= 2
 # rate restarts at about half its peak and decays again); 44 minutes of training and 12 of benchmark at 2 threads on a
 # 2-core AMD EPYC VM (2026-12-02; the rerun scored 0.74 against the bundled 0.78), 140 of training at 1 thread on a
 # slower, shared one.
-# Peak lr 1e-3 is pinned: the bundled critic was trained before 2e-3 became train-critic's default.
+# Peak lr 1e-3 (train-critic's default again since 2026-12-02) is spelled out: it is part of the recipe; 2e-3 gave
+# one better and one far worse run (BENCHMARKS.md).
 toyworld-critic:
 	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 2000 --lr 1e-3 --threads $(THREADS) --no-resume
 	$(PYTHON) -m hybridgen.cli train-critic $(RUN)/toyworld-critic --steps 4000 --lr 1e-3 --threads $(THREADS)

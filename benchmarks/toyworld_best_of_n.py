@@ -34,16 +34,17 @@ import transformers
 
 from hybridgen import HybridPipeline
 from hybridgen.toyworld import TERMS, physics_report
-from hybridgen.toyworld.evaluation import VIOLATION_SCORING
+from hybridgen.toyworld.bundle import scoring_options
+from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
 
 PROMPTS = BENCHMARK_PROMPTS
-# other scoring options of the same critic, applied to the same candidates: VIOLATION_SCORING (the bundled critic's
-# default until 2026-12-02, when the mean ranked generated candidates better on seeds 1000 and 3000) and forward
+# other scoring options of the same critic, applied to the same candidates: QUICK_VIOLATION_SCORING (the bundled
+# critic's default until 2026-12-02, when the mean ranked generated candidates better on seeds 1000 and 3000) and forward
 # prediction only (the best option tried on validation seeds 2000)
 SCORING_VARIANTS = {
-    "top 2% tokens, worst window (violation scoring)": VIOLATION_SCORING,
+    "top 2% tokens, worst window (violation scoring)": QUICK_VIOLATION_SCORING,
     "forward only, mean over all tokens and windows": {
         "direction": "forward",
         "top_fraction": None,
@@ -189,9 +190,7 @@ def main() -> None:
     results = {
         "generator": args.generator,
         "critic": args.critic or args.generator,
-        "scoring": {
-            k: v for k, v in pipe.critic.scoring_config().items() if k not in ("image_mean", "image_std")
-        },
+        "scoring": scoring_options(pipe.critic.scoring_config()),
         "groups": len(groups),
         "first_seed": args.first_seed,
         "max_candidates": args.candidates,

@@ -5,13 +5,16 @@ the violation frame) are scored; accuracy = P(impossible scores higher than its 
 clip outscores a random plausible one). Scorers:
 
 - trained: the bundled critic (`VJEPA2Critic.from_pretrained("toyworld")`, or `--critic DIR`) with its stored
-  window, context, stride and direction, and `VIOLATION_SCORING` (each window by its 2% most surprising tokens,
-  the clip by its worst window);
+  window, context and direction, and `VIOLATION_SCORING` (windows starting at every frame, each also scored
+  mirrored, each by its 2% most surprising tokens, the clip by its worst window);
 - untrained: a random `VJEPA2Model` of the same architecture, scored the same way;
 - pixels: error of a constant-velocity extrapolation of the frames (x_t ~ 2 x_{t-1} - x_{t-2}), mean over frames;
+- physics checker: the toy world's hand-written ground-truth checker (`physics_error`), which knows the rules: a
+  ceiling showing the violations are visible in the pixels, not a learned score;
 - levers (`--levers`): the trained model under other scoring options, to show what each option buys.
 
     python benchmarks/toyworld_critic.py --pairs 200 --json results.json
+    python benchmarks/toyworld_critic.py --skip-critics --json baselines.json  # pixels and checker only
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from transformers import VJEPA2Model
 from hybridgen import VJEPA2Critic
 from hybridgen.toyworld import VIOLATION_KINDS, make_clip
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING, compare_scorers, summarize
+from hybridgen.toyworld.physics import physics_error
 
 # pair seeds of this benchmark; the trainer watches 500_000.., scoring options were chosen on 2_000_000..
 TEST_SEED = 1_000_000
@@ -43,7 +47,9 @@ LEVERS = {
     "violation scoring, but mean over windows": {**VIOLATION, "aggregate": "mean"},
     "violation scoring, but context 2 frames": {**VIOLATION, "context": 2},
     "violation scoring, but context 6 frames": {**VIOLATION, "context": 6},
-    "violation scoring, but windows every frame (stride 1)": {**VIOLATION, "stride": 1},
+    "violation scoring, but no mirror": {**VIOLATION, "mirror": False},
+    "violation scoring, but windows every 2nd frame (stride 2)": {**VIOLATION, "stride": 2},
+    "violation scoring before 2026-12-02 (stride 2, no mirror)": {**VIOLATION, "stride": 2, "mirror": False},
 }
 
 
@@ -62,6 +68,11 @@ def pixel_scorer(clips):
         predicted = 2 * x[1:-1] - x[:-2]  # (T-2, H, W, 3) guesses of x[2:]
         scores.append(float(np.abs(x[2:] - predicted).mean()))
     return scores
+
+
+def checker_scorer(clips):
+    """The ground-truth checker's physics error of each clip (0 = clean)."""
+    return [physics_error(clip) for clip in clips]
 
 
 def throughput(critic: VJEPA2Critic, num_clips: int = 32) -> float:
@@ -90,6 +101,9 @@ def main() -> None:
         "--levers", action="store_true", help="also score the trained model under other options"
     )
     parser.add_argument("--lever-pairs", type=int, default=50, help="pairs per kind for the levers")
+    parser.add_argument(
+        "--skip-critics", action="store_true", help="score with the pixel baseline and the checker only"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="where the critics run (cpu, cuda, ...)")
     parser.add_argument("--json", type=Path, help="write all results here")
@@ -106,26 +120,32 @@ def main() -> None:
         "trained critic": critic_scorer(trained),
         "untrained critic (same shape and scoring)": critic_scorer(untrained),
         "pixels: constant-velocity extrapolation error": pixel_scorer,
+        "physics checker (hand-written rules)": checker_scorer,
     }
+    if args.skip_critics:
+        scorers = {name: fn for name, fn in scorers.items() if "critic" not in name}
     options = {"kinds": args.kinds, "num_pairs": args.pairs, "seed": args.seed}
     report = {"critic": args.critic, "scoring": trained.scoring_config(), "pairs": args.pairs, "results": {}}
+    if args.skip_critics:
+        report["critic"] = report["scoring"] = None
     started = time.perf_counter()
     for name, results in compare_scorers(scorers, **options).items():
         report["results"][name] = summarize(results)
         print(table(name, results), "\n", flush=True)
     print(f"({time.perf_counter() - started:.0f} s)", flush=True)
-    if args.levers:
+    if args.levers and not args.skip_critics:
         levers = {name: critic_scorer(trained.with_options(**lever)) for name, lever in LEVERS.items()}
         lever_results = compare_scorers(levers, **dict(options, num_pairs=args.lever_pairs))
         report["levers"] = {name: summarize(results) for name, results in lever_results.items()}
         for name, results in lever_results.items():
             print(table(f"lever: {name} ({args.lever_pairs} pairs per kind)", results), "\n", flush=True)
-    report["clips_per_second"] = throughput(trained)
     report["threads"], report["device"] = args.threads, args.device
-    print(
-        f"scoring throughput: {report['clips_per_second']:.1f} clips/s "
-        f"(16 frames, 64x64, {args.device}, {args.threads} thread)"
-    )
+    if not args.skip_critics:
+        report["clips_per_second"] = throughput(trained)
+        print(
+            f"scoring throughput: {report['clips_per_second']:.1f} clips/s "
+            f"(16 frames, 64x64, {args.device}, {args.threads} thread)"
+        )
     if args.json:
         from hybridgen.video import write_json_atomic
 

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="score each window by its F most surprising tokens, e.g. 0.02 (default: the critic's own)",
     )
+    score.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        help="also score each clip mirrored left-right and average (twice the cost; default: the critic's own)",
+    )
     _add_device_options(score)
 
     train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
@@ -91,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     train.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
     train.add_argument("--window", type=int, default=8, help="frames per training clip (default 8)")
-    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument("--eval-every", type=int, default=250, help="steps between violation-pair evaluations")
     train.add_argument(
         "--eval-pairs", type=int, default=8, help="pairs per violation kind at each evaluation"
@@ -165,6 +170,7 @@ def run_score(args: argparse.Namespace) -> int:
         device=args.device,
         aggregate=args.aggregate,
         top_fraction=args.top_fraction,
+        mirror=args.mirror,
     )
     for path in args.videos:
         if not path.is_file():

@@ -162,3 +162,27 @@ def test_toyworld_vae_measures_a_pipeline_vae_and_a_freshly_trained_one(tiny_mod
         assert set(row["terms"]) == {"count", "area", "colour", "accel", "jump", "flicker"}
         assert 0 < row["psnr"] < 100 and 0 <= row["ball_mae"] <= 1
     assert "| VAE | physics error" in result.stdout
+
+
+def test_toyworld_critic_skip_critics_scores_the_baselines_on_the_same_pairs(tmp_path):
+    output = tmp_path / "baselines.json"
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    argv = ["--skip-critics", "--pairs", "6", "--kinds", "vanish", "freeze", "--json", str(output)]
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "toyworld_critic.py"), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(output.read_text())["results"]
+    assert set(results) == {
+        "pixels: constant-velocity extrapolation error",
+        "physics checker (hand-written rules)",
+    }
+    checker = results["physics checker (hand-written rules)"]
+    pixels = results["pixels: constant-velocity extrapolation error"]
+    # a vanished or frozen ball is less pixel change, yet it breaks the rules the checker knows
+    assert checker["vanish"]["accuracy"] == checker["freeze"]["accuracy"] == 1.0
+    assert pixels["vanish"]["accuracy"] < 0.5 and pixels["freeze"]["accuracy"] < 0.5

@@ -215,3 +215,21 @@ def test_with_options_shares_the_model_and_changes_only_what_is_named(critic):
     assert (critic.top_fraction, critic.aggregate) != (0.1, "max")  # the original is left as it was
     with pytest.raises(TypeError):
         critic.with_options(top_fractoin=0.1)
+
+
+def test_mirror_averages_the_token_errors_of_both_views_at_the_same_positions(critic):
+    both = critic.with_options(direction="both")
+    mirrored = both.with_options(mirror=True)
+    clip = random_clip(16, seed=3)
+    flipped = np.ascontiguousarray(clip[:, :, ::-1])
+    plain, report = both.score(clip), mirrored.score(clip)
+    # the mirror image's token map, flipped back onto the clip's token positions
+    aligned = both.score(flipped).token_errors[..., ::-1]
+    assert report.mirror and not plain.mirror
+    np.testing.assert_allclose(report.token_errors, (plain.token_errors + aligned) / 2, rtol=1e-5, atol=1e-6)
+    assert mirrored.score(flipped).surprise == pytest.approx(report.surprise, rel=1e-5)  # symmetric by design
+    assert mirrored.surprise(torch.from_numpy(clip).permute(0, 3, 1, 2)).item() == pytest.approx(
+        report.surprise, rel=1e-5
+    )
+    with pytest.raises(ValueError, match="mirror"):
+        critic.with_options(mirror="yes")

@@ -67,10 +67,16 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
         "0.02",
         "--aggregate",
         "max",
+        "--mirror",
     ]
     assert main(argv) == 0
     (violation,) = json.loads(capsys.readouterr().out)
-    assert (violation["aggregate"], violation["token_reduce"]) == ("max", "topk:0.02")
+    assert (violation["aggregate"], violation["token_reduce"], violation["mirror"]) == (
+        "max",
+        "topk:0.02",
+        True,
+    )
+    assert not default["mirror"]
     assert violation["surprise"] > default["surprise"]  # the worst tokens of the worst window
 
 

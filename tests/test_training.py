@@ -58,7 +58,7 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
     card = critic_card(tmp_path / "run", results)
     assert "- 30 steps of batch 8" in card
     assert '"top_fraction": 0.1' in card  # the run's own default
-    assert 'VIOLATION_SCORING` instead: {"top_fraction": 0.02, "aggregate": "max"}' in card
+    assert f"VIOLATION_SCORING` instead: {json.dumps(VIOLATION_SCORING)}" in card
     assert "| teleport | 0.750 |" in card
 
 

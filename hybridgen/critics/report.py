@@ -26,6 +26,7 @@ class CriticReport:
         aggregate: how window scores were reduced to `surprise` ("mean" or "max").
         token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
         direction: which way in time the critic predicted: "forward", "backward" or "both".
+        mirror: whether token errors are the mean of the clip and its left-right mirror image.
     """
 
     surprise: float
@@ -40,6 +41,7 @@ class CriticReport:
     aggregate: str
     token_reduce: str
     direction: str = "forward"
+    mirror: bool = False
 
     @property
     def num_windows(self) -> int:
@@ -76,4 +78,5 @@ class CriticReport:
             "aggregate": self.aggregate,
             "token_reduce": self.token_reduce,
             "direction": self.direction,
+            "mirror": self.mirror,
         }

@@ -40,7 +40,8 @@ class WindowOutputs:
 
     predictions, targets: `(n_windows, N_target, D)`; token_errors: `(n_windows, N_target)`;
     window_starts: `(n_windows,)`; window/context in frames; target_offsets: `(T_target,)` first frame of each
-    predicted tubelet within its window.
+    predicted tubelet within its window. With `mirror`, predictions and targets are the unmirrored view's and
+    token_errors the mean of both views' (aligned to the unmirrored token positions).
     """
 
     predictions: torch.Tensor
@@ -65,6 +66,8 @@ class VJEPA2Critic:
             instead of all of them (a local violation is not drowned in easy background tokens).
         direction: "forward" predicts each window's end from its start; "backward" its start from its end (a
             vanishing object is an unpredictable appearance backwards); "both" scores the union of the two.
+        mirror: also score each window mirrored left-right and average the two views' per-token errors at
+            each position before reducing them (test-time augmentation: less predictor noise, twice the cost).
         fps: frame rate the critic wants; clips scored with a known `fps` are resampled to it.
         resize_to: shorter-side size before the centre crop (default: the crop size, i.e. the whole frame).
         image_mean, image_std: per-channel normalisation (default: ImageNet).
@@ -81,6 +84,7 @@ class VJEPA2Critic:
         aggregate: str = "mean",
         top_fraction: float | None = None,
         direction: str = "forward",
+        mirror: bool = False,
         fps: float | None = None,
         resize_to: int | None = None,
         image_mean: Sequence[float] = IMAGENET_MEAN,
@@ -124,6 +128,9 @@ class VJEPA2Critic:
         self.top_fraction = top_fraction
         self.direction = direction
         self.directions = DIRECTIONS[direction]
+        if not isinstance(mirror, bool):
+            raise ValueError(f"mirror={mirror!r} must be True or False.")
+        self.mirror = mirror
         self.fps = fps
         self.resize_to = self.crop_size if resize_to is None else int(resize_to)
         if self.resize_to < self.crop_size:
@@ -149,6 +156,7 @@ class VJEPA2Critic:
         aggregate: str | None = None,
         top_fraction: float | None = None,
         direction: str | None = None,
+        mirror: bool | None = None,
         fps: float | None = None,
         batch_size: int = 8,
     ) -> VJEPA2Critic:
@@ -176,6 +184,7 @@ class VJEPA2Critic:
             "aggregate": aggregate,
             "top_fraction": top_fraction,
             "direction": direction,
+            "mirror": mirror,
             "fps": fps,
         }
         unknown = set(settings) - set(given) - {"resize_to", "image_mean", "image_std"}
@@ -193,6 +202,7 @@ class VJEPA2Critic:
             "aggregate": self.aggregate,
             "top_fraction": self.top_fraction,
             "direction": self.direction,
+            "mirror": self.mirror,
             "fps": self.fps,
             "resize_to": self.resize_to,
             "image_mean": self.image_mean.flatten().tolist(),
@@ -283,7 +293,7 @@ class VJEPA2Critic:
         starts = [self.window_starts(clip.shape[0], window) for clip, (window, _) in zip(clips, plans)]
         pixels = [self.preprocess(clip.unsqueeze(0))[0] for clip in clips]  # each (T, 3, S, S)
         items = [(i, s) for i in range(len(clips)) for s in starts[i]]  # (clip index, window start)
-        results: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        results: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         for plan in dict.fromkeys(plans):
             group = [(i, s) for i, s in items if plans[i] == plan]
             window, context = plan
@@ -291,13 +301,19 @@ class VJEPA2Critic:
                 part = group[chunk : chunk + self.batch_size]
                 batch = torch.stack([pixels[i][s : s + window] for i, s in part])  # (b, W, 3, S, S)
                 prediction, target = self.predict(batch, context)  # (b, N_target, D) each
+                errors = token_l1(prediction, target)  # (b, N_target)
+                if self.mirror:
+                    mirrored = token_l1(*self.predict(batch.flip(-1), context))
+                    # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
+                    mirrored = mirrored.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1)
+                    errors = (errors + mirrored) / 2
                 for k, key in enumerate(part):
-                    results[key] = (prediction[k], target[k])
+                    results[key] = (prediction[k], target[k], errors[k])
         outputs = []
         for i, (window, context) in enumerate(plans):
             predictions = torch.stack([results[(i, s)][0] for s in starts[i]])  # (n_windows, N_target, D)
             targets = torch.stack([results[(i, s)][1] for s in starts[i]])
-            token_errors = (predictions.float() - targets.float()).abs().mean(dim=-1)  # (n_windows, N_target)
+            token_errors = torch.stack([results[(i, s)][2] for s in starts[i]])  # (n_windows, N_target)
             offsets = self.target_offsets(window, context)
             outputs.append(
                 WindowOutputs(
@@ -414,6 +430,7 @@ class VJEPA2Critic:
             aggregate=self.aggregate,
             token_reduce=token_reduce,
             direction=self.direction,
+            mirror=self.mirror,
         )
 
     def __repr__(self) -> str:
@@ -437,6 +454,11 @@ def mask_ids(
         first = num_tokens - num_context
         return torch.arange(first, num_tokens, device=device), torch.arange(first, device=device)
     raise ValueError(f"direction={direction!r} must be 'forward' or 'backward'.")
+
+
+def token_l1(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token L1 error, mean over features: `(B, N, D)` twice -> `(B, N)` float32."""
+    return (predictions.float() - targets.float()).abs().mean(dim=-1)
 
 
 def predict_tokens(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hybridgen.toyworld.evaluation import VIOLATION_SCORING
+from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -65,7 +65,7 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         f"{model_config['patch_size']}, tubelet {model_config['tubelet_size']}, encoder "
         f"{model_config['hidden_size']} wide x {model_config['num_hidden_layers']} layers, predictor "
         f"{model_config['pred_hidden_size']} wide x {model_config['pred_num_hidden_layers']} layers.",
-        f"- Scoring defaults (critic_config.json): {json.dumps({k: scoring[k] for k in list(scoring)[:7]})}.",
+        f"- Scoring defaults (critic_config.json): {json.dumps(scoring_options(scoring))}.",
         "  Violation pairs are scored with `hybridgen.toyworld.evaluation.VIOLATION_SCORING` instead:"
         f" {json.dumps(VIOLATION_SCORING)}.",
         "",
@@ -88,7 +88,8 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
             "",
             "## Violation-pair accuracy watched during training",
             "",
-            "8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at the time.",
+            "8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at the time"
+            f" (now `QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
             "",
         ]
         lines += [f"- step {row['step']}: mean {row['eval']['mean']:.3f}" for row in evaluations]
@@ -102,10 +103,15 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         lines += [
             "",
             "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds 1,000,000+;",
-            f"scoring options {json.dumps(results['scoring'])}, chosen among a few variants on other pairs (seeds",
+            f"scoring options {json.dumps(scoring_options(results['scoring']))}, chosen among a few variants on other pairs (seeds",
             "2,000,000+); see BENCHMARKS.md.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def scoring_options(scoring: dict) -> dict:
+    """A critic's scoring config without its image statistics, for a card."""
+    return {key: value for key, value in scoring.items() if key not in ("image_mean", "image_std")}
 
 
 def generator_card(run_dir: Path, results: dict | None) -> str:

@@ -17,10 +17,13 @@ from hybridgen.toyworld.violations import VIOLATION_KINDS, make_violation_pair
 ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 
 # VJEPA2Critic options under which critics are judged on violation pairs: a window scores its 2% most surprising
-# tokens and a clip its worst window, so one local violation is not averaged away over the background (chosen on
+# tokens and a clip its worst window, so one local violation is not averaged away over the background; windows start
+# at every frame and each is also scored mirrored, which averages out some of the predictor's noise (chosen on
 # validation pairs, seeds 2,000,000+; BENCHMARKS.md). A critic's default (e.g. the bundled one's mean over all
 # tokens and windows, which ranks generated candidates better) may differ: apply with `critic.with_options(**...)`.
-VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max"}
+VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max", "stride": 1, "mirror": True}
+# the same without the two test-time extras: about a quarter of the cost, for the trainer's periodic watch
+QUICK_VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max"}
 
 
 @dataclass(frozen=True)

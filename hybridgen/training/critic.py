@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
-from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens
+from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
 from hybridgen.training.checkpoints import replacing_directory
 
 
@@ -69,7 +69,7 @@ class CriticTrainingConfig:
     steps: int = 2000
     batch_size: int = 16
     window: int = 8
-    lr: float = 2e-3
+    lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 150
     weight_decay: float = 0.04
@@ -87,7 +87,7 @@ class CriticTrainingConfig:
     seed: int = 0
     # how the exported critic scores clips by default (stored in critic_config.json): the mean over all target
     # tokens and windows, which ranks generated candidates better than the top tokens do; the violation-pair
-    # watch applies `VIOLATION_SCORING` on top (hybridgen.toyworld.evaluation)
+    # watch applies `QUICK_VIOLATION_SCORING` on top (hybridgen.toyworld.evaluation)
     scoring: dict = field(
         default_factory=lambda: {
             "window": 8,
@@ -206,7 +206,7 @@ class CriticTrainer:
             frames = pixels[:, : k * tubelet] if direction == "forward" else pixels[:, -k * tubelet :]
             context = self.model.encoder(pixel_values_videos=frames).last_hidden_state  # (B, N_ctx, D)
             prediction = predict_tokens(self.model.predictor, context, context_ids, target_ids)
-            errors = (prediction - target[:, target_ids]).abs().mean(dim=-1)  # (B, N_target) per-token L1
+            errors = token_l1(prediction, target[:, target_ids])  # (B, N_target)
             loss = loss + hard_token_loss(errors, config) / len(config.directions)
 
         lr = learning_rate(self.step, config)
@@ -438,7 +438,7 @@ def train_critic(
     steps: int = 2000,
     batch_size: int = 16,
     window: int = 8,
-    lr: float = 2e-3,
+    lr: float = 1e-3,
     eval_every: int = 250,
     eval_pairs: int = 8,
     checkpoint_every: int = 250,
@@ -451,12 +451,12 @@ def train_critic(
     """Train a critic on `data` ("toyworld" or a folder of videos) and save it to `output_dir`.
 
     Starts from `init` (a V-JEPA 2 checkpoint) or from random weights of `toyworld_critic_config()`. On the toy
-    world, every `eval_every` steps the exported critic is scored with `VIOLATION_SCORING` on `eval_pairs`
+    world, every `eval_every` steps the exported critic is scored with `QUICK_VIOLATION_SCORING` on `eval_pairs`
     violation pairs per kind (never trained on). `device` is where the model trains; `workers` render toy-world
     clips in background processes (see `ToyWorldClips`). Returns a summary: steps, final loss, wall time, last
     evaluation.
     """
-    from hybridgen.toyworld.evaluation import VIOLATION_SCORING, evaluate_violations, summarize
+    from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize
 
     config = CriticTrainingConfig(
         steps=steps,
@@ -487,7 +487,7 @@ def train_critic(
         sample_clips = VideoFolderClips(data, size)
 
     def evaluate(critic: VJEPA2Critic) -> dict:
-        critic = critic.with_options(**VIOLATION_SCORING)
+        critic = critic.with_options(**QUICK_VIOLATION_SCORING)
 
         def surprise(clips):
             return [report.surprise for report in critic.score_batch(clips)]

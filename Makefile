@@ -6,9 +6,9 @@ THREADS ?= 2
 .PHONY: toyworld-critic toyworld-generator test lint
 
 # The critic: 2000 steps, then resumed to 4000 (the cosine schedule is recomputed over 4000 steps, so the learning
-# rate restarts at about half its peak and decays again); 44 minutes of training and 12 of benchmark at 2 threads on a
-# 2-core AMD EPYC VM (2026-12-02; the rerun scored 0.74 against the bundled 0.78), 140 of training at 1 thread on a
-# slower, shared one.
+# rate restarts at about half its peak and decays again); 44 minutes of training at 2 threads on a 2-core AMD EPYC
+# VM (2026-12-02; the rerun scored 0.74 against the bundled 0.78), 140 at 1 thread on a slower, shared one. The
+# benchmark then took 12 minutes; with the mirrored, every-frame VIOLATION_SCORING it takes about 46.
 # Peak lr 1e-3 (train-critic's default again since 2026-12-02) is spelled out: it is part of the recipe; 2e-3 gave
 # one better and one far worse run (BENCHMARKS.md).
 toyworld-critic:

@@ -110,24 +110,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
-    trained = trained.with_options(**VIOLATION_SCORING)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        untrained = VJEPA2Model(trained.model.config).to(args.device)
-        untrained = VJEPA2Critic(untrained, batch_size=32, **trained.scoring_config())
-    scorers = {
-        "trained critic": critic_scorer(trained),
-        "untrained critic (same shape and scoring)": critic_scorer(untrained),
-        "pixels: constant-velocity extrapolation error": pixel_scorer,
-        "physics checker (hand-written rules)": checker_scorer,
-    }
-    if args.skip_critics:
-        scorers = {name: fn for name, fn in scorers.items() if "critic" not in name}
+    scorers, report = {}, {"critic": None, "scoring": None, "pairs": args.pairs, "results": {}}
+    if not args.skip_critics:
+        trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
+        trained = trained.with_options(**VIOLATION_SCORING)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            untrained = VJEPA2Model(trained.model.config).to(args.device)
+            untrained = VJEPA2Critic(untrained, batch_size=32, **trained.scoring_config())
+        scorers["trained critic"] = critic_scorer(trained)
+        scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)
+        report["critic"], report["scoring"] = args.critic, trained.scoring_config()
+    scorers["pixels: constant-velocity extrapolation error"] = pixel_scorer
+    scorers["physics checker (hand-written rules)"] = checker_scorer
     options = {"kinds": args.kinds, "num_pairs": args.pairs, "seed": args.seed}
-    report = {"critic": args.critic, "scoring": trained.scoring_config(), "pairs": args.pairs, "results": {}}
-    if args.skip_critics:
-        report["critic"] = report["scoring"] = None
     started = time.perf_counter()
     for name, results in compare_scorers(scorers, **options).items():
         report["results"][name] = summarize(results)

@@ -21,9 +21,9 @@ ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 # at every frame and each is also scored mirrored, which averages out some of the predictor's noise (chosen on
 # validation pairs, seeds 2,000,000+; BENCHMARKS.md). A critic's default (e.g. the bundled one's mean over all
 # tokens and windows, which ranks generated candidates better) may differ: apply with `critic.with_options(**...)`.
-VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max", "stride": 1, "mirror": True}
-# the same without the two test-time extras: about a quarter of the cost, for the trainer's periodic watch
+# QUICK_VIOLATION_SCORING leaves out the two test-time extras: about a quarter of the cost, for the trainer's watch
 QUICK_VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max"}
+VIOLATION_SCORING = {**QUICK_VIOLATION_SCORING, "stride": 1, "mirror": True}
 
 
 @dataclass(frozen=True)

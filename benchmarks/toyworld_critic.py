@@ -4,10 +4,12 @@ For each violation kind, `--pairs` IntPhys-style pairs (a plausible clip and its
 the violation frame) are scored; accuracy = P(impossible scores higher than its twin), AUROC = P(a random impossible
 clip outscores a random plausible one). Scorers:
 
-- trained: the bundled critic (`VJEPA2Critic.from_pretrained("toyworld")`, or `--critic DIR`) with its stored
-  window, context and direction, and `VIOLATION_SCORING` (windows starting at every frame, each also scored
-  mirrored, each by its 2% most surprising tokens, the clip by its worst window);
-- untrained: a random `VJEPA2Model` of the same architecture, scored the same way;
+- trained: the bundled critic (`VJEPA2Critic.from_pretrained("toyworld")`, or `--critic DIR` calibrated with
+  `hybridgen calibrate-critic`) with its stored window, context and direction, and `VIOLATION_SCORING` (each
+  token's error relative to the error its expected-error head predicts, a window's 25% most surprising tokens,
+  the mean over windows starting at every frame);
+- untrained: a random `VJEPA2Model` of the same architecture with an expected-error head fitted the same way
+  (`--calibration-steps`), scored the same way;
 - pixels: error of a constant-velocity extrapolation of the frames (x_t ~ 2 x_{t-1} - x_{t-2}), mean over frames;
 - physics checker: the toy world's hand-written ground-truth checker (`physics_error`), which knows the rules: a
   ceiling showing the violations are visible in the pixels, not a learned score;
@@ -29,27 +31,40 @@ from transformers import VJEPA2Model
 
 from hybridgen import VJEPA2Critic
 from hybridgen.toyworld import VIOLATION_KINDS, make_clip
-from hybridgen.toyworld.evaluation import VIOLATION_SCORING, compare_scorers, summarize
+from hybridgen.toyworld.evaluation import (
+    QUICK_VIOLATION_SCORING,
+    VIOLATION_SCORING,
+    compare_scorers,
+    summarize,
+)
 from hybridgen.toyworld.physics import physics_error
+from hybridgen.training.critic import ToyWorldClips
+from hybridgen.training.error_head import CALIBRATION_SEED, fit_expected_error_head
 
 # pair seeds of this benchmark; the trainer watches 500_000.., scoring options were chosen on 2_000_000..
 TEST_SEED = 1_000_000
 VIOLATION = {"direction": "both", **VIOLATION_SCORING}
+RAW = {"direction": "both", **QUICK_VIOLATION_SCORING}
 LEVERS = {
-    "forward, mean (the naive score)": {"direction": "forward", "top_fraction": None, "aggregate": "mean"},
-    "forward, top 5% tokens": {"direction": "forward", "top_fraction": 0.05, "aggregate": "mean"},
-    "backward, top 5% tokens": {"direction": "backward", "top_fraction": 0.05, "aggregate": "mean"},
-    "both, mean": {"direction": "both", "top_fraction": None, "aggregate": "mean"},
-    "both, top 5% tokens": {"direction": "both", "top_fraction": 0.05, "aggregate": "mean"},
-    "both, top 5% tokens, max window": {"direction": "both", "top_fraction": 0.05, "aggregate": "max"},
-    "both, top 2% tokens, max window (violation scoring)": VIOLATION,
-    "violation scoring, but top 1% tokens": {**VIOLATION, "top_fraction": 0.01},
-    "violation scoring, but mean over windows": {**VIOLATION, "aggregate": "mean"},
-    "violation scoring, but context 2 frames": {**VIOLATION, "context": 2},
-    "violation scoring, but context 6 frames": {**VIOLATION, "context": 6},
-    "violation scoring, but no mirror": {**VIOLATION, "mirror": False},
-    "violation scoring, but windows every 2nd frame (stride 2)": {**VIOLATION, "stride": 2},
-    "violation scoring before 2026-12-02 (stride 2, no mirror)": {**VIOLATION, "stride": 2, "mirror": False},
+    "raw, forward, mean (the naive score)": {
+        **RAW,
+        "direction": "forward",
+        "top_fraction": None,
+        "aggregate": "mean",
+    },
+    "raw, top 2% tokens, worst window (QUICK_VIOLATION_SCORING)": RAW,
+    "raw, top 2% tokens, worst window, every frame, mirror (the violation scoring until 2026-12-02)": {
+        **RAW,
+        "stride": 1,
+        "mirror": True,
+    },
+    "relative (violation scoring)": VIOLATION,
+    "relative, but mean over all tokens": {**VIOLATION, "top_fraction": None},
+    "relative, but worst window": {**VIOLATION, "aggregate": "max"},
+    "relative, but windows every 2nd frame": {**VIOLATION, "stride": 2},
+    "relative, but also mirrored": {**VIOLATION, "mirror": True},
+    "relative, but context 2 frames": {**VIOLATION, "context": 2},
+    "relative, but context 6 frames": {**VIOLATION, "context": 6},
 }
 
 
@@ -104,6 +119,12 @@ def main() -> None:
     parser.add_argument(
         "--skip-critics", action="store_true", help="score with the pixel baseline and the checker only"
     )
+    parser.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=600,
+        help="steps fitting the untrained critic's expected-error head (calibrate-critic's default)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="where the critics run (cpu, cuda, ...)")
     parser.add_argument("--json", type=Path, help="write all results here")
@@ -117,7 +138,10 @@ def main() -> None:
         with torch.random.fork_rng():
             torch.manual_seed(0)
             untrained = VJEPA2Model(trained.model.config).to(args.device)
-            untrained = VJEPA2Critic(untrained, batch_size=32, **trained.scoring_config())
+        untrained = VJEPA2Critic(untrained, batch_size=32, **{**trained.scoring_config(), "relative": False})
+        clips = ToyWorldClips(size=untrained.crop_size, seed=CALIBRATION_SEED)
+        head, _ = fit_expected_error_head(untrained, clips, steps=args.calibration_steps, show_progress=False)
+        untrained = untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
         scorers["trained critic"] = critic_scorer(trained)
         scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)
         report["critic"], report["scoring"] = args.critic, trained.scoring_config()

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="also score each clip mirrored left-right and average (twice the cost; default: the critic's own)",
     )
+    score.add_argument(
+        "--relative",
+        action=argparse.BooleanOptionalAction,
+        help="divide each token's error by the error the critic's expected-error head predicts there "
+        "(needs a calibrated critic: `hybridgen calibrate-critic`; default: the critic's own)",
+    )
     _add_device_options(score)
 
     train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
@@ -112,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    calibrate = commands.add_parser(
+        "calibrate-critic",
+        help="fit a critic's expected-error head on plausible clips (for relative surprise)",
+    )
+    calibrate.add_argument("critic", help="the critic: a bundled name, a local directory or a Hub id")
+    calibrate.add_argument(
+        "-o", "--output", type=Path, required=True, help="directory to save the critic with its head to"
+    )
+    calibrate.add_argument(
+        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of plausible videos"
+    )
+    calibrate.add_argument("--steps", type=int, default=600, help="optimiser steps (default 600)")
+    calibrate.add_argument("--batch-size", type=int, default=32, help="windows per step (default 32)")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
+    calibrate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    calibrate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     add_train_generator_parser(commands)
     return parser
@@ -171,6 +195,7 @@ def run_score(args: argparse.Namespace) -> int:
         aggregate=args.aggregate,
         top_fraction=args.top_fraction,
         mirror=args.mirror,
+        relative=args.relative,
     )
     for path in args.videos:
         if not path.is_file():
@@ -227,10 +252,30 @@ def run_train_critic(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibrate_critic(args: argparse.Namespace) -> int:
+    from hybridgen.training.error_head import calibrate_critic
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = calibrate_critic(
+        args.critic,
+        args.output,
+        data=args.data,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        show_progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 COMMANDS = {
     "generate": run_generate,
     "score": run_score,
     "train-critic": run_train_critic,
+    "calibrate-critic": run_calibrate_critic,
     "train-generator": run_train_generator,
 }
 

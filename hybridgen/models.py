@@ -121,23 +121,31 @@ def load_vjepa2(
     return model.eval(), _critic_settings(source, model.config.crop_size, options)
 
 
-def _read_checkpoint_json(source: str, filename: str, options: dict) -> dict | None:
-    """A JSON file next to the weights (local directory or Hub repo), or None when the checkpoint has none."""
+def _checkpoint_file(source: str, filename: str, options: dict) -> Path | None:
+    """A file next to the weights (local directory or Hub repo), or None when the checkpoint has none."""
     path = Path(source) / filename
     if not Path(source).exists():
         try:
             path = Path(hf_hub_download(source, filename, **options))
         except (EntryNotFoundError, LocalEntryNotFoundError, OSError, HFValidationError):
             return None
-    return json.loads(path.read_text()) if path.is_file() else None
+    return path if path.is_file() else None
+
+
+def _read_checkpoint_json(source: str, filename: str, options: dict) -> dict | None:
+    path = _checkpoint_file(source, filename, options)
+    return json.loads(path.read_text()) if path is not None else None
 
 
 def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
     """`VJEPA2Critic` keyword defaults stored with the checkpoint.
 
     The video processor config (resize, mean/std) sets the preprocessing; a `critic_config.json` written by
-    `VJEPA2Critic.save_pretrained` sets the scoring options (window, context, direction, ...).
+    `VJEPA2Critic.save_pretrained` sets the scoring options (window, context, direction, ...); an
+    `expected_error_head.safetensors` becomes the `expected_error_head`.
     """
+    from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
+
     settings = {}
     for filename in PROCESSOR_FILES:
         config = _read_checkpoint_json(source, filename, options)
@@ -152,6 +160,9 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
             settings["image_std"] = tuple(config["image_std"])
         break
     settings.update(_read_checkpoint_json(source, CRITIC_CONFIG_FILE, options) or {})
+    head = _checkpoint_file(source, ERROR_HEAD_FILE, options)
+    if head is not None:
+        settings["expected_error_head"] = ExpectedErrorHead.load(head)
     return settings
 
 

@@ -12,6 +12,8 @@ from hybridgen.cli import main
 from hybridgen.models import BUNDLED, WEIGHTS_DIR
 from hybridgen.toyworld import make_clip
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING, evaluate_violations
+from hybridgen.training.critic import ToyWorldClips
+from hybridgen.training.error_head import CALIBRATION_SEED, fit_expected_error_head
 from hybridgen.video import write_video
 
 # held out from training (which never sees violations), tuning (2_000_000..) and the benchmark (1_000_000..)
@@ -43,7 +45,13 @@ def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
     critic = critic.with_options(**VIOLATION_SCORING)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        untrained = VJEPA2Critic(VJEPA2Model(critic.model.config), **critic.scoring_config())
+        untrained = VJEPA2Critic(
+            VJEPA2Model(critic.model.config), **{**critic.scoring_config(), "relative": False}
+        )
+    # the untrained critic is scored the same way, relative to a head fitted to it (briefly: it errs evenly)
+    clips = ToyWorldClips(pool_size=64, size=64, seed=CALIBRATION_SEED)
+    head, _ = fit_expected_error_head(untrained, clips, steps=40, batch_size=8, show_progress=False)
+    untrained = untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
     trained_results = evaluate_violations(surprises(critic), kinds=kinds, num_pairs=10, seed=TEST_SEED)
     untrained_results = evaluate_violations(surprises(untrained), kinds=kinds, num_pairs=10, seed=TEST_SEED)
     trained = sum(r.accuracy for r in trained_results.values()) / len(kinds)
@@ -71,6 +79,10 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
     ]
     assert main(argv) == 0
     (violation,) = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--relative"]) == 0
+    (relative,) = json.loads(capsys.readouterr().out)
+    assert relative["relative"] and not violation["relative"]
+    assert relative["surprise"] != violation["surprise"]
     assert (violation["aggregate"], violation["token_reduce"], violation["mirror"]) == (
         "max",
         "topk:0.02",
@@ -89,3 +101,14 @@ def test_model_card_counts_the_wall_time_of_every_resumed_run():
     assert training_time(resumed) == (
         "3.0 minutes of wall time in 2 runs: steps 1-2 in 1.0 min, steps 3-4 in 2.0 min (resumed; lr restarting at 5.0e-04)"
     )
+
+
+def test_the_bundled_expected_error_head_knows_where_the_critic_errs(critic):
+    assert critic.expected_error_head is not None and not critic.relative  # shipped, off by default
+    clips = torch.stack([torch.from_numpy(make_clip(seed)[0][:8]) for seed in range(16)])  # (B, 8, H, W, 3)
+    clips = clips.permute(0, 1, 4, 2, 3).float() / 255  # (B, W, 3, H, W)
+    with torch.no_grad():
+        prediction, target = critic.predict(critic.preprocess(clips), critic.context)
+        errors = (prediction - target).abs().mean(-1).flatten()
+        expected = critic.expected_error_head(prediction).flatten()
+    assert torch.corrcoef(torch.stack([errors, expected]))[0, 1] > 0.7

@@ -14,7 +14,8 @@ class CriticReport:
     Attributes:
         surprise: the clip's score; higher means the world model predicted the clip's future worse,
             i.e. the motion is less physically plausible. Unit: mean L1 distance in the critic's
-            layer-normed feature space.
+            layer-normed feature space, or with `relative` that distance divided by the distance the critic
+            expects at each token (1 = as predictable as plausible clips usually are).
         window_surprise: `(n_windows,)` surprise of each sliding window.
         window_starts: `(n_windows,)` index of each window's first frame, in the frames the critic saw
             (after any temporal resampling; see `frame_indices`).
@@ -27,6 +28,7 @@ class CriticReport:
         token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
         direction: which way in time the critic predicted: "forward", "backward" or "both".
         mirror: whether token errors are the mean of the clip and its left-right mirror image.
+        relative: whether token errors are divided by the critic's expected error (see `surprise`).
     """
 
     surprise: float
@@ -42,6 +44,7 @@ class CriticReport:
     token_reduce: str
     direction: str = "forward"
     mirror: bool = False
+    relative: bool = False
 
     @property
     def num_windows(self) -> int:
@@ -79,4 +82,5 @@ class CriticReport:
             "token_reduce": self.token_reduce,
             "direction": self.direction,
             "mirror": self.mirror,
+            "relative": self.relative,
         }

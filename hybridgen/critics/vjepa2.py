@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import VJEPA2Model
 
+from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.report import CriticReport
 from hybridgen.video import as_frames, resample_frames
 
@@ -68,6 +69,10 @@ class VJEPA2Critic:
             vanishing object is an unpredictable appearance backwards); "both" scores the union of the two.
         mirror: also score each window mirrored left-right and average the two views' per-token errors at
             each position before reducing them (test-time augmentation: less predictor noise, twice the cost).
+        relative: divide each token's error by the error `expected_error_head` expects there, so surprise is
+            in units of "usual error" (1 = as predictable as plausible clips are) instead of feature L1.
+        expected_error_head: an `ExpectedErrorHead` fitted to this model (`hybridgen calibrate-critic`);
+            `from_pretrained` loads it when the checkpoint has one. Needed for `relative=True`.
         fps: frame rate the critic wants; clips scored with a known `fps` are resampled to it.
         resize_to: shorter-side size before the centre crop (default: the crop size, i.e. the whole frame).
         image_mean, image_std: per-channel normalisation (default: ImageNet).
@@ -85,6 +90,8 @@ class VJEPA2Critic:
         top_fraction: float | None = None,
         direction: str = "forward",
         mirror: bool = False,
+        relative: bool = False,
+        expected_error_head: ExpectedErrorHead | None = None,
         fps: float | None = None,
         resize_to: int | None = None,
         image_mean: Sequence[float] = IMAGENET_MEAN,
@@ -131,6 +138,27 @@ class VJEPA2Critic:
         if not isinstance(mirror, bool):
             raise ValueError(f"mirror={mirror!r} must be True or False.")
         self.mirror = mirror
+        if expected_error_head is not None:
+            if not isinstance(expected_error_head, ExpectedErrorHead):
+                raise TypeError(
+                    f"expected_error_head must be an ExpectedErrorHead, got {type(expected_error_head).__name__}."
+                )
+            if expected_error_head.hidden_size != config.hidden_size:
+                raise ValueError(
+                    f"the expected-error head takes {expected_error_head.hidden_size}-dim features but the model "
+                    f"predicts {config.hidden_size}: it was fitted for a different critic."
+                )
+            expected_error_head = expected_error_head.to(self.device).eval().requires_grad_(False)
+        if not isinstance(relative, bool):
+            raise ValueError(f"relative={relative!r} must be True or False.")
+        if relative and expected_error_head is None:
+            raise ValueError(
+                "relative=True needs an expected-error head, and this critic has none: fit one on plausible "
+                "clips with `hybridgen calibrate-critic CRITIC -o OUTPUT` (or "
+                "hybridgen.training.error_head.fit_expected_error_head)."
+            )
+        self.relative = relative
+        self.expected_error_head = expected_error_head
         self.fps = fps
         self.resize_to = self.crop_size if resize_to is None else int(resize_to)
         if self.resize_to < self.crop_size:
@@ -157,6 +185,7 @@ class VJEPA2Critic:
         top_fraction: float | None = None,
         direction: str | None = None,
         mirror: bool | None = None,
+        relative: bool | None = None,
         fps: float | None = None,
         batch_size: int = 8,
     ) -> VJEPA2Critic:
@@ -164,7 +193,8 @@ class VJEPA2Critic:
 
         Defaults come from the checkpoint: its video processor config (resize, mean/std) and, if present, the
         `critic_config.json` that `save_pretrained` writes (window, context, direction, ...); arguments given
-        here override them. Honours `HF_HUB_OFFLINE`; never runs remote code.
+        here override them. An `expected_error_head.safetensors` next to the weights is loaded too. Honours
+        `HF_HUB_OFFLINE`; never runs remote code.
         """
         from hybridgen.models import load_vjepa2
 
@@ -185,9 +215,10 @@ class VJEPA2Critic:
             "top_fraction": top_fraction,
             "direction": direction,
             "mirror": mirror,
+            "relative": relative,
             "fps": fps,
         }
-        unknown = set(settings) - set(given) - {"resize_to", "image_mean", "image_std"}
+        unknown = set(settings) - set(given) - {"resize_to", "image_mean", "image_std", "expected_error_head"}
         if unknown:
             raise ValueError(f"{model_id!r} has unknown critic settings {sorted(unknown)} in its config.")
         settings.update({name: value for name, value in given.items() if value is not None})
@@ -203,6 +234,7 @@ class VJEPA2Critic:
             "top_fraction": self.top_fraction,
             "direction": self.direction,
             "mirror": self.mirror,
+            "relative": self.relative,
             "fps": self.fps,
             "resize_to": self.resize_to,
             "image_mean": self.image_mean.flatten().tolist(),
@@ -212,16 +244,20 @@ class VJEPA2Critic:
     def with_options(self, **options) -> VJEPA2Critic:
         """A critic over the same model (shared, not copied) with some scoring options changed, e.g.
         `critic.with_options(top_fraction=None, aggregate="mean")`; an unknown option is a TypeError."""
-        return VJEPA2Critic(self.model, **{"batch_size": self.batch_size, **self.scoring_config(), **options})
+        shared = {"batch_size": self.batch_size, "expected_error_head": self.expected_error_head}
+        return VJEPA2Critic(self.model, **{**shared, **self.scoring_config(), **options})
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the model (`save_pretrained`, safetensors) and `critic_config.json`; `from_pretrained` reads both."""
+        """Write the model (`save_pretrained`, safetensors), `critic_config.json` and the expected-error head (if
+        any); `from_pretrained` reads them all."""
         from hybridgen.models import CRITIC_CONFIG_FILE
         from hybridgen.video import write_json_atomic
 
         directory = Path(directory)
         self.model.save_pretrained(directory)
         write_json_atomic(self.scoring_config(), directory / CRITIC_CONFIG_FILE)
+        if self.expected_error_head is not None:
+            self.expected_error_head.save(directory / ERROR_HEAD_FILE)
         return directory
 
     @property
@@ -234,6 +270,8 @@ class VJEPA2Critic:
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> VJEPA2Critic:
         self.model.to(device=device, dtype=dtype)
+        if self.expected_error_head is not None:
+            self.expected_error_head.to(device=device)  # float32 whatever the model's dtype
         return self
 
     @property
@@ -301,9 +339,9 @@ class VJEPA2Critic:
                 part = group[chunk : chunk + self.batch_size]
                 batch = torch.stack([pixels[i][s : s + window] for i, s in part])  # (b, W, 3, S, S)
                 prediction, target = self.predict(batch, context)  # (b, N_target, D) each
-                errors = token_l1(prediction, target)  # (b, N_target)
+                errors = self.token_errors(prediction, target)  # (b, N_target)
                 if self.mirror:
-                    mirrored = token_l1(*self.predict(batch.flip(-1), context))
+                    mirrored = self.token_errors(*self.predict(batch.flip(-1), context))
                     # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
                     mirrored = mirrored.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1)
                     errors = (errors + mirrored) / 2
@@ -352,6 +390,11 @@ class VJEPA2Critic:
             )
             targets.append(F.layer_norm(features[:, target_ids], (features.shape[-1],)))  # (B, N_target, D)
         return torch.cat(predictions, dim=1), torch.cat(targets, dim=1)
+
+    def token_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`(B, N, D)` twice -> `(B, N)` per-token L1, divided by the expected error when `relative`."""
+        errors = token_l1(prediction, target)
+        return errors / self.expected_error_head(prediction) if self.relative else errors
 
     # ------------------------------------------------------------------ helpers
     def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
@@ -431,6 +474,7 @@ class VJEPA2Critic:
             token_reduce=token_reduce,
             direction=self.direction,
             mirror=self.mirror,
+            relative=self.relative,
         )
 
     def __repr__(self) -> str:

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.critics.error_head import ERROR_HEAD_FILE
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # what each role ships: files, and for the generator the diffusers component folders (not checkpoint/ or the log)
 FILES = {
-    "critic": ("config.json", "model.safetensors", "critic_config.json"),
+    "critic": ("config.json", "model.safetensors", "critic_config.json", ERROR_HEAD_FILE),
     "generator": ("model_index.json", "call_defaults.json"),
 }
 GENERATOR_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae")
@@ -68,6 +69,9 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         f"- Scoring defaults (critic_config.json): {json.dumps(scoring_options(scoring))}.",
         "  Violation pairs are scored with `hybridgen.toyworld.evaluation.VIOLATION_SCORING` instead:"
         f" {json.dumps(VIOLATION_SCORING)}.",
+        f"- Expected-error head (`{ERROR_HEAD_FILE}`, for `relative=True`): a small MLP fitted by",
+        "  `hybridgen calibrate-critic` on plausible clips (seeds 10,000,000+), the model frozen; it predicts the",
+        "  L1 error each predicted token usually has, so relative surprise is the error in units of that.",
         "",
         "## Recipe",
         f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
@@ -209,7 +213,12 @@ def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
     missing = [name for name in FILES[role] if not (run_dir / name).is_file()]
     missing += [name + "/" for name in folders if not (run_dir / name).is_dir()]
     if missing:
-        raise FileNotFoundError(f"{run_dir} lacks {', '.join(missing)}: is it a finished training run?")
+        hint = (
+            f" (fit it with `hybridgen calibrate-critic {run_dir} -o {run_dir}`)"
+            if ERROR_HEAD_FILE in missing
+            else ""
+        )
+        raise FileNotFoundError(f"{run_dir} lacks {', '.join(missing)}{hint}: is it a finished training run?")
     target = WEIGHTS_DIR / role
     with replacing_directory(target) as temporary:
         for name in FILES[role]:

@@ -16,14 +16,28 @@ from hybridgen.toyworld.violations import VIOLATION_KINDS, make_violation_pair
 
 ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 
-# VJEPA2Critic options under which critics are judged on violation pairs: a window scores its 2% most surprising
-# tokens and a clip its worst window, so one local violation is not averaged away over the background; windows start
-# at every frame and each is also scored mirrored, which averages out some of the predictor's noise (chosen on
-# validation pairs, seeds 2,000,000+; BENCHMARKS.md). A critic's default (e.g. the bundled one's mean over all
-# tokens and windows, which ranks generated candidates better) may differ: apply with `critic.with_options(**...)`.
-# QUICK_VIOLATION_SCORING leaves out the two test-time extras: about a quarter of the cost, for the trainer's watch
-QUICK_VIOLATION_SCORING = {"top_fraction": 0.02, "aggregate": "max"}
-VIOLATION_SCORING = {**QUICK_VIOLATION_SCORING, "stride": 1, "mirror": True}
+# VJEPA2Critic options under which critics are judged on violation pairs: each token's error is divided by the error
+# the critic's expected-error head predicts there (`relative`; the critic needs a head: `hybridgen calibrate-critic`),
+# so honest uncertainty (a bounce) no longer outweighs an impossible event in easy free flight; a window scores its
+# 25% most surprising tokens, the clip the mean over windows starting at every frame (chosen on validation pairs,
+# seeds 2,000,000+; BENCHMARKS.md). A critic's default (e.g. the bundled one's raw mean over all tokens and windows)
+# may differ: apply with `critic.with_options(**...)`.
+VIOLATION_SCORING = {
+    "relative": True,
+    "top_fraction": 0.25,
+    "aggregate": "mean",
+    "stride": 1,
+    "mirror": False,
+}
+# The trainer's watch, on critics that have no head yet: raw errors, a window's 2% most surprising tokens, the clip's
+# worst window (every 2nd frame)
+QUICK_VIOLATION_SCORING = {
+    "relative": False,
+    "top_fraction": 0.02,
+    "aggregate": "max",
+    "stride": 2,
+    "mirror": False,
+}
 
 
 @dataclass(frozen=True)

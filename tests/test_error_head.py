@@ -114,6 +114,14 @@ def test_cli_calibrates_a_saved_critic(critic, tmp_path, capsys):
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "calibrated"), relative=True)
     assert np.isfinite(loaded.score(clip(3)).surprise)
+    # in place, as `make toyworld-critic` does: the weights are rewritten unchanged, the head added
+    weights = (tmp_path / "critic" / "model.safetensors").read_bytes()
+    assert (
+        main(["calibrate-critic", str(tmp_path / "critic"), "-o", str(tmp_path / "critic"), "--steps", "2"])
+        == 0
+    )
+    assert (tmp_path / "critic" / "model.safetensors").read_bytes() == weights
+    assert (tmp_path / "critic" / ERROR_HEAD_FILE).is_file()
 
 
 def test_a_hub_checkpoint_brings_its_head_offline(critic, fitted, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ import torch
 from hybridgen.critics.error_head import ERROR_HEAD_FILE
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.training.error_head import CALIBRATION_SEED
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # what each role ships: files, and for the generator the diffusers component folders (not checkpoint/ or the log)
@@ -70,7 +71,7 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         "  Violation pairs are scored with `hybridgen.toyworld.evaluation.VIOLATION_SCORING` instead:"
         f" {json.dumps(VIOLATION_SCORING)}.",
         f"- Expected-error head (`{ERROR_HEAD_FILE}`, for `relative=True`): a small MLP fitted by",
-        "  `hybridgen calibrate-critic` on plausible clips (seeds 10,000,000+), the model frozen; it predicts the",
+        f"  `hybridgen calibrate-critic` on plausible clips (seeds {CALIBRATION_SEED:,}+), the model frozen; it predicts the",
         "  L1 error each predicted token usually has, so relative surprise is the error in units of that.",
         "",
         "## Recipe",

@@ -138,6 +138,12 @@ def hard_token_loss(errors: torch.Tensor, config: CriticTrainingConfig) -> torch
     return (1 - config.hard_token_weight) * errors.mean() + config.hard_token_weight * hard
 
 
+def random_mirror(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror about half of `(B, W, 3, H, W)` clips left-right, one draw from `generator` per clip."""
+    flip = torch.rand(len(clips), generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips)
+
+
 def embedding_spread(features: torch.Tensor) -> float:
     """Std of `(B, N, D)` features across samples and tokens, averaged over dims (0 = collapsed)."""
     return float(features.reshape(-1, features.shape[-1]).float().std(dim=0).mean())
@@ -190,8 +196,7 @@ class CriticTrainer:
         grid = self.preprocessor.grid
         tubelets = config.window // tubelet
         clips = self.sample_clips(self.generator, config.batch_size, config.window)  # (B, W, 3, H, W)
-        flip = torch.rand(len(clips), generator=self.generator) < 0.5  # mirror half the batch left-right
-        clips = torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips).to(self.device)
+        clips = random_mirror(clips, self.generator).to(self.device)
         pixels = self.preprocessor.preprocess(clips)  # (B, W, 3, S, S)
 
         with torch.no_grad():

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from hybridgen.critics.error_head import ExpectedErrorHead
 from hybridgen.critics.vjepa2 import VJEPA2Critic, token_l1
+from hybridgen.training.critic import ToyWorldClips, VideoFolderClips, random_mirror
 
 # seeds of the toy-world clips the head is fitted on: apart from the critic's training clips (0 up) and from
 # every violation-pair range (500,000 / 1,000,000 / 2,000,000 up)
@@ -56,13 +57,14 @@ def fit_expected_error_head(
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     history = []
     for step in tqdm(range(steps), desc="calibrate-critic", disable=not show_progress):
-        clips = sample_clips(generator, batch_size, critic.window)  # (B, W, 3, H, W)
-        flip = torch.rand(len(clips), generator=generator) < 0.5  # the mirror option scores both views
-        clips = torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips)
+        # half the windows mirrored, as in training: the mirror option scores both views
+        clips = random_mirror(
+            sample_clips(generator, batch_size, critic.window), generator
+        )  # (B, W, 3, H, W)
         with torch.no_grad():
             prediction, target = critic.predict(critic.preprocess(clips), critic.context)  # (B, N, D) each
             errors = token_l1(prediction, target)  # (B, N)
-        expected = head(prediction.float())  # (B, N)
+        expected = head(prediction)  # (B, N), float32 whatever the critic's dtype
         loss = (errors / expected + expected.log()).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -84,8 +86,6 @@ def calibrate_critic(
 ) -> dict:
     """Load `critic_id` (bundled name, directory or Hub id), fit its expected-error head on `data` ("toyworld"
     or a folder of videos) and save the critic with the head to `output_dir`. Returns a summary."""
-    from hybridgen.training.critic import ToyWorldClips, VideoFolderClips
-
     critic = VJEPA2Critic.from_pretrained(critic_id, device=device)
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=critic.crop_size, seed=CALIBRATION_SEED + seed)

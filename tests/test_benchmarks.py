@@ -1,5 +1,6 @@
 """The benchmark scripts' smoke runs: they run end to end and write what they promise."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -186,3 +187,73 @@ def test_toyworld_critic_skip_critics_scores_the_baselines_on_the_same_pairs(tmp
     # a vanished or frozen ball is less pixel change, yet it breaks the rules the checker knows
     assert checker["vanish"]["accuracy"] == checker["freeze"]["accuracy"] == 1.0
     assert pixels["vanish"]["accuracy"] < 0.5 and pixels["freeze"]["accuracy"] < 0.5
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_critic_windows_splits_directions_and_finds_the_violation_windows():
+    from hybridgen.critics.report import CriticReport
+
+    windows = load_benchmark("toyworld_critic_windows")
+    # 9 windows of 8 frames (context 4) at every frame of a 16-frame clip; 2 forward then 2 backward tubelets
+    errors = np.ones((9, 4, 2, 2))
+    errors[:, 2:] = 3.0  # backward tokens err 3x as much
+    errors[5, :2] = 10.0  # forward window starting at frame 5: its target (frames 9-12) holds t_v = 10
+    errors[8, 2:] = 20.0  # backward window starting at frame 8: context 12-15 after t_v, target 8-11 holds 9
+    report = CriticReport(
+        surprise=0.0,
+        window_surprise=np.zeros(9),
+        window_starts=np.arange(9),
+        token_errors=errors,
+        window=8,
+        context=4,
+        tubelet=2,
+        target_offsets=np.array([4, 6, 0, 2]),
+        frame_indices=np.arange(16),
+        aggregate="mean",
+        token_reduce="mean",
+        direction="both",
+        relative=True,
+    )
+    scores = windows.direction_scores(report, t_violation=10, top_fraction=None)
+    assert scores["forward"] == pytest.approx((8 * 1 + 10) / 9)
+    assert scores["backward"] == pytest.approx((8 * 3 + 20) / 9)
+    # forward windows that see t_v = 10 first in their target: starts 3, 4, 5, 6 (context ends before frame 10)
+    assert scores["at the violation, forward"] == pytest.approx((3 * 1 + 10) / 4)
+    # backward windows whose context starts at or after 10 and whose target holds frame 9: starts 6, 7, 8
+    assert scores["at the violation, backward"] == pytest.approx((2 * 3 + 20) / 3)
+
+
+def test_critic_windows_smoke_run_on_a_tiny_critic_with_a_head(tmp_path):
+    from hybridgen import VJEPA2Critic
+    from hybridgen.critics.error_head import ExpectedErrorHead
+    from hybridgen.testing import tiny_vjepa2_model
+    from hybridgen.toyworld.evaluation import VIOLATION_SCORING, evaluate_violations
+
+    model = tiny_vjepa2_model(seed=0)
+    head = ExpectedErrorHead(model.config.hidden_size)
+    critic = VJEPA2Critic(model, window=8, context=4, direction="both", expected_error_head=head)
+    critic.save_pretrained(tmp_path / "critic")
+    output = tmp_path / "results.json"
+    arguments = ["--critic", str(tmp_path / "critic"), "--pairs", "3", "--kinds", "vanish", "reverse"]
+    result = run_script("toyworld_critic_windows.py", [*arguments, "--json", str(output)])
+    assert result.returncode == 0, result.stderr
+    accuracy = json.loads(output.read_text())["accuracy"]
+    assert set(accuracy) == {"vanish", "reverse", "mean"}
+    for row in accuracy.values():
+        assert all(0.0 <= value <= 1.0 for value in row.values())
+        assert row["at the violation, better direction"] >= row["at the violation, forward"]
+    # "both" is the critic's own surprise under the violation scoring, pair for pair
+    scoring = critic.with_options(**VIOLATION_SCORING)
+    results = evaluate_violations(
+        lambda clips: [r.surprise for r in scoring.score_batch(clips)],
+        kinds=["vanish"],
+        num_pairs=3,
+        seed=2_000_000,
+    )
+    assert accuracy["vanish"]["both"] == results["vanish"].accuracy

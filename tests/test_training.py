@@ -60,6 +60,12 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
     assert '"top_fraction": 0.1' in card  # the run's own default
     assert f"VIOLATION_SCORING` instead: {json.dumps(VIOLATION_SCORING)}" in card
     assert "| teleport | 0.750 |" in card
+    assert "Initialised from" not in card  # from random weights
+
+
+def test_a_run_started_from_a_checkpoint_records_it_on_the_card(clips, tmp_path):
+    make_trainer(clips, steps=2, init="runs/first-stage").fit(tmp_path / "run", show_progress=False)
+    assert "- Initialised from `runs/first-stage`" in critic_card(tmp_path / "run", None)
 
 
 def test_resume_continues_from_the_checkpoint(clips, tmp_path):

@@ -77,6 +77,11 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         "## Recipe",
         f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
         " windows, random left-right mirror. Plausible clips only.",
+        *(
+            [f"- Initialised from `{config['init']}` (the weights are that critic's, trained further here)."]
+            if config.get("init")
+            else []
+        ),
         f"- {config['steps']} steps of batch {config['batch_size']}; AdamW, lr {config['lr']} (warm-up "
         f"{config['warmup_steps']}, cosine to {config['min_lr']}), weight decay {config['weight_decay']}; EMA target"
         f" encoder, momentum {config['ema_start']} -> {config['ema_end']}.",

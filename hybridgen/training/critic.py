@@ -85,6 +85,7 @@ class CriticTrainingConfig:
     eval_pairs: int = 8
     checkpoint_every: int = 250
     seed: int = 0
+    init: str | None = None  # the checkpoint training started from (None: random weights), for the record
     # how the exported critic scores clips by default (stored in critic_config.json): the mean over all target
     # tokens and windows, which ranks generated candidates better than the top tokens do; the violation-pair
     # watch applies `QUICK_VIOLATION_SCORING` on top (hybridgen.toyworld.evaluation)
@@ -472,6 +473,7 @@ def train_critic(
         eval_pairs=eval_pairs,
         checkpoint_every=checkpoint_every,
         seed=seed,
+        init=init,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -1,0 +1,120 @@
+"""Where a toy-world critic's violation signal is: per direction of time, and at the windows that see the violation.
+
+A clip's surprise averages many windows in two directions, so a miss can come from the aggregation (the violation
+is caught where it happens but drowned by the rest of the clip) or from the world model (even the windows that see
+the violation do not rank the pair right). This script scores violation pairs with the critic under
+`VIOLATION_SCORING` and recomputes, from the same per-token errors, the pair accuracy of:
+
+- forward / backward: the clip score from one direction's tokens alone; both: the critic's surprise;
+- at the violation, forward: only forward windows whose context ends before the violation frame `t_v` and whose
+  target contains it (`t_v - W < s <= t_v - C` for window start `s`, window `W`, context `C`);
+- at the violation, backward: only backward windows whose context starts at or after `t_v` and whose target holds
+  a frame before it (`t_v - W + C <= s < t_v`);
+- at the violation, better direction: the larger of the two for each kind, a ceiling for any aggregation over
+  windows and directions that does not know `t_v`.
+
+A window's score is the mean of its `top_fraction` most surprising tokens of that direction, as in the critic.
+
+    python benchmarks/toyworld_critic_windows.py --pairs 40 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybridgen import VJEPA2Critic
+from hybridgen.critics.report import CriticReport
+from hybridgen.toyworld import VIOLATION_KINDS
+from hybridgen.toyworld.evaluation import VIOLATION_SCORING, KindResult, violation_pairs
+
+# the pairs the violation scoring was chosen on (BENCHMARKS.md); the benchmark's test pairs start at 1_000_000
+VALIDATION_SEED = 2_000_000
+SCORES = (
+    "forward",
+    "backward",
+    "both",
+    "at the violation, forward",
+    "at the violation, backward",
+)
+
+
+def direction_scores(report: CriticReport, t_violation: int, top_fraction: float | None) -> dict[str, float]:
+    """The scores of `SCORES` for one clip scored with direction "both"."""
+    num_windows, num_tubelets = report.token_errors.shape[:2]
+    errors = report.token_errors.reshape(num_windows, 2, num_tubelets // 2, -1)  # (n_windows, 2, T/2, G*G)
+    errors = errors.reshape(num_windows, 2, -1)  # (n_windows, direction, tokens): forward first
+    if top_fraction is not None:
+        k = max(1, math.ceil(top_fraction * errors.shape[-1]))
+        errors = -np.sort(-errors, axis=-1)[..., :k]
+    per_window = errors.mean(-1)  # (n_windows, 2)
+    starts, window, context = report.window_starts, report.window, report.context
+    at_violation = {
+        0: (starts > t_violation - window) & (starts <= t_violation - context),
+        1: (starts >= t_violation - window + context) & (starts < t_violation),
+    }
+    scores = {
+        "forward": per_window[:, 0].mean(),
+        "backward": per_window[:, 1].mean(),
+        "both": report.surprise,  # the critic's own: top tokens of both directions together, mean over windows
+    }
+    for d, name in enumerate(("forward", "backward")):
+        mask = at_violation[d]
+        scores[f"at the violation, {name}"] = per_window[mask, d].mean() if mask.any() else np.nan
+    return {name: float(value) for name, value in scores.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--critic", default="toyworld", help="'toyworld' or a directory with an expected-error head"
+    )
+    parser.add_argument("--pairs", type=int, default=40, help="pairs per violation kind")
+    parser.add_argument("--seed", type=int, default=VALIDATION_SEED, help="first pair seed")
+    parser.add_argument("--kinds", nargs="*", default=list(VIOLATION_KINDS), help="violation kinds")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    critic = VJEPA2Critic.from_pretrained(args.critic, batch_size=32).with_options(
+        **VIOLATION_SCORING, direction="both"
+    )
+    started = time.perf_counter()
+    results: dict[str, dict[str, float]] = {}
+    for kind in args.kinds:
+        pairs = violation_pairs(kind, args.pairs, args.seed)
+        reports = critic.score_batch([clip for pair in pairs for clip in (pair.plausible, pair.impossible)])
+        rows = [
+            direction_scores(report, pair.t_violation, critic.top_fraction)
+            for pair, twins in zip(pairs, zip(reports[0::2], reports[1::2]))
+            for report in twins
+        ]
+        scores = {name: np.array([row[name] for row in rows]) for name in SCORES}
+        results[kind] = {
+            name: KindResult(kind, values[0::2], values[1::2]).accuracy for name, values in scores.items()
+        }
+        results[kind]["at the violation, better direction"] = max(
+            results[kind]["at the violation, forward"], results[kind]["at the violation, backward"]
+        )
+    names = list(next(iter(results.values())))
+    results["mean"] = {name: float(np.mean([row[name] for row in results.values()])) for name in names}
+    print("| kind | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for kind, row in results.items():
+        print(f"| {kind} | " + " | ".join(f"{row[name]:.3f}" for name in names) + " |")
+    print(f"({time.perf_counter() - started:.0f} s, {args.pairs} pairs per kind, seeds {args.seed}+)")
+    if args.json:
+        from hybridgen.video import write_json_atomic
+
+        report = {"critic": args.critic, "scoring": critic.scoring_config(), "pairs": args.pairs}
+        write_json_atomic({**report, "seed": args.seed, "accuracy": results}, args.json)
+
+
+if __name__ == "__main__":
+    main()

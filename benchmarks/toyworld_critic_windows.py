@@ -46,9 +46,8 @@ SCORES = (
 
 def direction_scores(report: CriticReport, t_violation: int, top_fraction: float | None) -> dict[str, float]:
     """The scores of `SCORES` for one clip scored with direction "both"."""
-    num_windows, num_tubelets = report.token_errors.shape[:2]
-    errors = report.token_errors.reshape(num_windows, 2, num_tubelets // 2, -1)  # (n_windows, 2, T/2, G*G)
-    errors = errors.reshape(num_windows, 2, -1)  # (n_windows, direction, tokens): forward first
+    # (n_windows, T_target, G, G) -> (n_windows, direction, tokens): the forward tubelets come first
+    errors = report.token_errors.reshape(report.token_errors.shape[0], 2, -1)
     if top_fraction is not None:
         k = max(1, math.ceil(top_fraction * errors.shape[-1]))
         errors = -np.sort(-errors, axis=-1)[..., :k]

@@ -53,10 +53,10 @@ def direction_scores(report: CriticReport, t_violation: int, top_fraction: float
         errors = -np.sort(-errors, axis=-1)[..., :k]
     per_window = errors.mean(-1)  # (n_windows, 2)
     starts, window, context = report.window_starts, report.window, report.context
-    at_violation = {
-        0: (starts > t_violation - window) & (starts <= t_violation - context),
-        1: (starts >= t_violation - window + context) & (starts < t_violation),
-    }
+    at_violation = (  # forward, backward windows that see the violation
+        (starts > t_violation - window) & (starts <= t_violation - context),
+        (starts >= t_violation - window + context) & (starts < t_violation),
+    )
     scores = {
         "forward": per_window[:, 0].mean(),
         "backward": per_window[:, 1].mean(),
@@ -89,10 +89,9 @@ def main() -> None:
     for kind in args.kinds:
         pairs = violation_pairs(kind, args.pairs, args.seed)
         reports = critic.score_batch([clip for pair in pairs for clip in (pair.plausible, pair.impossible)])
-        rows = [
-            direction_scores(report, pair.t_violation, critic.top_fraction)
-            for pair, twins in zip(pairs, zip(reports[0::2], reports[1::2]))
-            for report in twins
+        rows = [  # plausible, impossible, plausible, ...
+            direction_scores(report, pairs[i // 2].t_violation, critic.top_fraction)
+            for i, report in enumerate(reports)
         ]
         scores = {name: np.array([row[name] for row in rows]) for name in SCORES}
         results[kind] = {

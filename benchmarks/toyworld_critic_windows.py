@@ -21,7 +21,6 @@ A window's score is the mean of its `top_fraction` most surprising tokens of tha
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from hybridgen import VJEPA2Critic
 from hybridgen.critics.report import CriticReport
+from hybridgen.critics.vjepa2 import top_token_mean
 from hybridgen.toyworld import VIOLATION_KINDS
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING, KindResult, violation_pairs
 
@@ -47,11 +47,8 @@ SCORES = (
 def direction_scores(report: CriticReport, t_violation: int, top_fraction: float | None) -> dict[str, float]:
     """The scores of `SCORES` for one clip scored with direction "both"."""
     # (n_windows, T_target, G, G) -> (n_windows, direction, tokens): the forward tubelets come first
-    errors = report.token_errors.reshape(report.token_errors.shape[0], 2, -1)
-    if top_fraction is not None:
-        k = max(1, math.ceil(top_fraction * errors.shape[-1]))
-        errors = -np.sort(-errors, axis=-1)[..., :k]
-    per_window = errors.mean(-1)  # (n_windows, 2)
+    errors = torch.from_numpy(report.token_errors.reshape(report.token_errors.shape[0], 2, -1))
+    per_window = top_token_mean(errors, top_fraction).numpy()  # (n_windows, 2)
     starts, window, context = report.window_starts, report.window, report.context
     at_violation = (  # forward, backward windows that see the violation
         (starts > t_violation - window) & (starts <= t_violation - context),

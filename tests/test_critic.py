@@ -162,6 +162,17 @@ def test_top_fraction_focuses_on_the_worst_tokens(critic):
     assert focused.score(clip).token_reduce == "topk:0.1"
 
 
+def test_top_token_mean_averages_the_largest_fraction_rounded_up():
+    from hybridgen.critics.vjepa2 import top_token_mean
+
+    errors = torch.tensor([[1.0, 5.0, 2.0, 4.0, 3.0], [0.0, 0.0, 0.0, 0.0, 10.0]])  # (windows, tokens)
+    torch.testing.assert_close(top_token_mean(errors, None), torch.tensor([3.0, 2.0]))
+    torch.testing.assert_close(top_token_mean(errors, 0.3), torch.tensor([4.5, 5.0]))  # ceil(1.5) = 2 tokens
+    torch.testing.assert_close(
+        top_token_mean(errors, 0.01), torch.tensor([5.0, 10.0])
+    )  # never fewer than one
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

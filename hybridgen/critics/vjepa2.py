@@ -447,10 +447,7 @@ class VJEPA2Critic:
 
     def _reduce_tokens(self, token_errors: torch.Tensor) -> torch.Tensor:
         """`(n_windows, N_target)` -> `(n_windows,)`."""
-        if self.top_fraction is None:
-            return token_errors.mean(dim=-1)
-        k = max(1, math.ceil(self.top_fraction * token_errors.shape[-1]))
-        return token_errors.topk(k, dim=-1).values.mean(dim=-1)
+        return top_token_mean(token_errors, self.top_fraction)
 
     def _reduce_windows(self, token_errors: torch.Tensor) -> torch.Tensor:
         per_window = self._reduce_tokens(token_errors)
@@ -498,6 +495,14 @@ def mask_ids(
         first = num_tokens - num_context
         return torch.arange(first, num_tokens, device=device), torch.arange(first, device=device)
     raise ValueError(f"direction={direction!r} must be 'forward' or 'backward'.")
+
+
+def top_token_mean(token_errors: torch.Tensor, top_fraction: float | None) -> torch.Tensor:
+    """Mean of the `top_fraction` largest errors along the last axis (all of them for None): `(..., N)` -> `(...)`."""
+    if top_fraction is None:
+        return token_errors.mean(dim=-1)
+    k = max(1, math.ceil(top_fraction * token_errors.shape[-1]))
+    return token_errors.topk(k, dim=-1).values.mean(dim=-1)
 
 
 def token_l1(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 
 import numpy as np
 import pytest
@@ -133,6 +134,7 @@ def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
     assert "Stage 1, VAE: 15 steps" in card and "Stage 2, transformer: 40 steps" in card
     assert 'critic `toyworld` scoring {"aggregate": "mean"}' in card
     assert "| 2 | 0.2500 | 0.4750 |" in card  # best of {0.9, 0.1} and {0.5, 0.4} by surprise: 0.1 and 0.4
+    assert f"at {torch.get_num_threads()} torch threads on a {os.cpu_count()}-core CPU" in card  # as recorded
 
 
 def test_interrupted_runs_resume_to_the_same_weights(tmp_path):

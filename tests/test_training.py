@@ -1,6 +1,7 @@
 """The JEPA critic trainer, for a few steps on a tiny model and the toy world."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -60,12 +61,30 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
     assert '"top_fraction": 0.1' in card  # the run's own default
     assert f"VIOLATION_SCORING` instead: {json.dumps(VIOLATION_SCORING)}" in card
     assert "| teleport | 0.750 |" in card
-    assert "Initialised from" not in card  # from random weights
+    assert "- Initialised from random weights." in card
+    assert f"at {torch.get_num_threads()} torch threads on a {os.cpu_count()}-core CPU" in card
+    assert "### Stage" not in card  # one run, one recipe
 
 
 def test_a_run_started_from_a_checkpoint_records_it_on_the_card(clips, tmp_path):
     make_trainer(clips, steps=2, init="runs/first-stage").fit(tmp_path / "run", show_progress=False)
     assert "- Initialised from `runs/first-stage`" in critic_card(tmp_path / "run", None)
+
+
+def test_the_card_of_a_staged_training_describes_every_stage(clips, tmp_path):
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    make_trainer(clips, steps=2).fit(first, show_progress=False)
+    make_trainer(clips, steps=3, init=str(first), seed=7).fit(second, show_progress=False)
+    make_trainer(clips, steps=4, init=str(second), seed=9).fit(third, show_progress=False)
+    card = critic_card(third, None)  # follows each run's init back to the first
+    assert card.index(f"### Stage 1: `{first}`") < card.index(f"### Stage 2: `{second}`")
+    assert card.index(f"### Stage 2: `{second}`") < card.index(f"### Stage 3: `{third}`")
+    assert "- 2 steps of batch 8" in card and "- 4 steps of batch 8" in card
+    assert "(seed 9 onward)" in card and f"- Initialised from `{second}`" in card
+    # given explicitly (a run started from a bundled name cannot be followed), the earlier stages are taken as they are
+    explicit = critic_card(third, None, earlier_stages=[first])
+    assert f"### Stage 2: `{third}`" in explicit and "### Stage 3" not in explicit
+    assert "- Initialised from random weights." in critic_card(first, None)
 
 
 def test_resume_continues_from_the_checkpoint(clips, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -48,13 +49,68 @@ def training_time(log: list[dict]) -> str:
     return f"{total:.1f} minutes of wall time in {len(segments)} runs: " + ", ".join(parts)
 
 
-def critic_card(run_dir: Path, results: dict | None) -> str:
-    log = [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
-    state = torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
-    config, scoring = state["config"], json.loads((run_dir / "critic_config.json").read_text())
+def training_stages(run_dir: Path, earlier_stages: Sequence[Path] = ()) -> list[Path]:
+    """The run directories of a staged training, oldest first, ending with `run_dir`.
+
+    Given `earlier_stages` they are taken as they are; otherwise each run's recorded `init` is followed back while it
+    names a training run directory (one with `checkpoint/trainer_state.pt`), as `make toyworld-critic` chains them.
+    """
+    if earlier_stages:
+        return [*map(Path, earlier_stages), run_dir]
+    stages = [run_dir]
+    while True:
+        init = _trainer_state(stages[0])["config"].get("init")
+        if not init or not (Path(init) / "checkpoint" / "trainer_state.pt").is_file() or Path(init) in stages:
+            return stages
+        stages.insert(0, Path(init))
+
+
+def _trainer_state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
+
+
+def _training_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
+
+
+def _machine(state: dict) -> str:
+    machine = state.get("machine")  # recorded since 2026-12-03
+    if machine is None:
+        return ""
+    where = f"a {machine['cpu_cores']}-core CPU" if machine["device"] == "cpu" else machine["device"]
+    return f", at {machine['threads']} torch threads on {where} (the last run's)"
+
+
+def stage_recipe(run_dir: Path) -> list[str]:
+    """The recipe lines of one training run: data, start, optimisation, masks, time."""
+    state, log = _trainer_state(run_dir), _training_log(run_dir)
+    config = state["config"]
+    return [
+        f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
+        " windows, random left-right mirror. Plausible clips only.",
+        *(
+            [f"- Initialised from `{config['init']}` (the weights are that critic's, trained further here)."]
+            if config.get("init")
+            else ["- Initialised from random weights."]
+        ),
+        f"- {config['steps']} steps of batch {config['batch_size']}; AdamW, lr {config['lr']} (warm-up "
+        f"{config['warmup_steps']}, cosine to {config['min_lr']}), weight decay {config['weight_decay']}; EMA target"
+        f" encoder, momentum {config['ema_start']} -> {config['ema_end']}.",
+        f"- Masks: forward and backward future prediction (context = 1..{config['window'] // 2 - 1} leading or "
+        "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
+        f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
+        f"hardest {config['hard_token_fraction']:.0%} tokens.",
+        f"- Training time: {training_time(log)}{_machine(state)}; final loss {log[-1]['loss']:.4f}, embedding spread "
+        f"{log[-1]['spread']:.3f}.",
+    ]
+
+
+def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Path] = ()) -> str:
+    """The model card of the critic trained in `run_dir` (and the `training_stages` before it)."""
+    stages = training_stages(run_dir, earlier_stages)
+    scoring = json.loads((run_dir / "critic_config.json").read_text())
     model_config = json.loads((run_dir / "config.json").read_text())
     parameters = (run_dir / "model.safetensors").stat().st_size / 4 / 1e6
-    evaluations = [row for row in log if "eval" in row]
     lines = [
         "# toyworld critic",
         "",
@@ -75,34 +131,31 @@ def critic_card(run_dir: Path, results: dict | None) -> str:
         "  L1 error each predicted token usually has, so relative surprise is the error in units of that.",
         "",
         "## Recipe",
-        f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
-        " windows, random left-right mirror. Plausible clips only.",
-        *(
-            [f"- Initialised from `{config['init']}` (the weights are that critic's, trained further here)."]
-            if config.get("init")
-            else []
-        ),
-        f"- {config['steps']} steps of batch {config['batch_size']}; AdamW, lr {config['lr']} (warm-up "
-        f"{config['warmup_steps']}, cosine to {config['min_lr']}), weight decay {config['weight_decay']}; EMA target"
-        f" encoder, momentum {config['ema_start']} -> {config['ema_end']}.",
-        f"- Masks: forward and backward future prediction (context = 1..{config['window'] // 2 - 1} leading or "
-        "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
-        f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
-        f"hardest {config['hard_token_fraction']:.0%} tokens.",
-        f"- Training time: {training_time(log)}, on a 2-core CPU shared with other jobs, 1 torch thread; final loss "
-        f"{log[-1]['loss']:.4f}, embedding spread {log[-1]['spread']:.3f}.",
-        "- Reproduce: `make toyworld-critic`.",
     ]
-    if evaluations:
+    if len(stages) == 1:
+        lines += stage_recipe(run_dir)
+    else:
+        lines.append(f"{len(stages)} training runs, each started from the one before.")
+        for number, stage in enumerate(stages, 1):
+            lines += ["", f"### Stage {number}: `{stage}`", *stage_recipe(stage)]
+        lines.append("")
+    lines.append("- Reproduce: `make toyworld-critic`.")
+    watched = [(stage, [row for row in _training_log(stage) if "eval" in row]) for stage in stages]
+    if any(evaluations for _, evaluations in watched):
         lines += [
             "",
             "## Violation-pair accuracy watched during training",
             "",
-            "8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at the time"
-            f" (now `QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
+            "Mean over kinds, 8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at"
+            f" the time (now `QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
             "",
         ]
-        lines += [f"- step {row['step']}: mean {row['eval']['mean']:.3f}" for row in evaluations]
+        lines += [
+            f"- `{stage}`: "
+            + ", ".join(f"step {row['step']} {row['eval']['mean']:.3f}" for row in evaluations)
+            for stage, evaluations in watched
+            if evaluations
+        ]
     if results:
         lines += ["", f"## Measured ({results['pairs']} pairs per kind, `benchmarks/toyworld_critic.py`)", ""]
         names = list(results["results"])
@@ -165,7 +218,7 @@ def generator_card(run_dir: Path, results: dict | None) -> str:
         f"(logit-normal timesteps, shift {config['flow_shift']:g}), lr {config['lr']:g} cosine to "
         f"{config['min_lr']:g}, caption dropout {config['caption_dropout']:g}, EMA {config['ema_decay']:g}. Final "
         f"loss (mean of the last 50 steps): {sum(transformer_losses[-50:]) / max(1, len(transformer_losses[-50:])):.4f}.",
-        f"- Training time: {training_time(log)}, on a 2-core CPU shared with other jobs, 1 torch thread.",
+        f"- Training time: {training_time(log)}{_machine(state)}.",
         "- Reproduce: `make toyworld-generator`.",
         "",
         "It is imperfect the way real generators are: balls sometimes blur, split, flicker or drift. That spread is",
@@ -209,12 +262,13 @@ def results_lines(results: dict) -> list[str]:
     return lines
 
 
-CARDS = {"critic": critic_card, "generator": generator_card}
-
-
-def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
+def bundle(role: str, run_dir: Path, results: dict | None, earlier_stages: Sequence[Path] = ()) -> Path:
     if role not in FILES:
         raise ValueError(f"unknown role {role!r}; known: {', '.join(FILES)}.")
+    if earlier_stages and role != "critic":
+        raise ValueError(
+            "earlier_stages describe a critic's staged training; the generator trains in one run."
+        )
     folders = GENERATOR_COMPONENTS if role == "generator" else ()
     missing = [name for name in FILES[role] if not (run_dir / name).is_file()]
     missing += [name + "/" for name in folders if not (run_dir / name).is_dir()]
@@ -231,7 +285,12 @@ def bundle(role: str, run_dir: Path, results: dict | None) -> Path:
             shutil.copy2(run_dir / name, temporary / name)
         for name in folders:
             shutil.copytree(run_dir / name, temporary / name)
-        (temporary / "README.md").write_text(CARDS[role](run_dir, results))
+        card = (
+            critic_card(run_dir, results, earlier_stages)
+            if role == "critic"
+            else generator_card(run_dir, results)
+        )
+        (temporary / "README.md").write_text(card)
     return target
 
 
@@ -244,9 +303,17 @@ def main() -> None:
         type=Path,
         help="benchmark JSON for the card (benchmarks/toyworld_critic.py or benchmarks/toyworld_best_of_n.py)",
     )
+    parser.add_argument(
+        "--earlier-stages",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="critic only: the training runs before RUN_DIR, oldest first, when its --init does not name them"
+        " (default: follow each run's --init while it is a run directory)",
+    )
     args = parser.parse_args()
     results = json.loads(args.results.read_text()) if args.results else None
-    print(f"bundled {bundle(args.role, args.run_dir, results)}")
+    print(f"bundled {bundle(args.role, args.run_dir, results, args.earlier_stages)}")
 
 
 if __name__ == "__main__":

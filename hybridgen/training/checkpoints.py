@@ -1,11 +1,14 @@
-"""Replace a directory atomically: write a sibling temp folder, then swap it in."""
+"""Checkpoint helpers: replace a directory atomically; record the machine a run trained on."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 
 @contextmanager
@@ -25,3 +28,8 @@ def replacing_directory(directory: str | Path) -> Iterator[Path]:
         raise
     shutil.rmtree(directory, ignore_errors=True)
     temporary.rename(directory)
+
+
+def training_machine(device: str | torch.device = "cpu") -> dict:
+    """Where a run trains, saved with its checkpoints for the model card: device, torch threads, CPU cores."""
+    return {"device": str(device), "threads": torch.get_num_threads(), "cpu_cores": os.cpu_count()}

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
-from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.training.checkpoints import replacing_directory, training_machine
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -255,6 +255,7 @@ class CriticTrainer:
                 "generator": self.generator.get_state(),
                 "history": self.history,
                 "config": asdict(self.config),
+                "machine": training_machine(self.device),
             }
             torch.save(state, temporary / "trainer_state.pt")
 

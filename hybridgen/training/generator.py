@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
-from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.training.checkpoints import replacing_directory, training_machine
 from hybridgen.video import write_json_atomic
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
@@ -446,6 +446,7 @@ class GeneratorTrainer:
                     "latents_std": list(self.vae.config.latents_std),
                     "prompts": self.prompts,
                     "config": asdict(self.config),
+                    "machine": training_machine(),
                 },
                 temporary / "trainer_state.pt",
             )

@@ -168,9 +168,8 @@ def test_top_token_mean_averages_the_largest_fraction_rounded_up():
     errors = torch.tensor([[1.0, 5.0, 2.0, 4.0, 3.0], [0.0, 0.0, 0.0, 0.0, 10.0]])  # (windows, tokens)
     torch.testing.assert_close(top_token_mean(errors, None), torch.tensor([3.0, 2.0]))
     torch.testing.assert_close(top_token_mean(errors, 0.3), torch.tensor([4.5, 5.0]))  # ceil(1.5) = 2 tokens
-    torch.testing.assert_close(
-        top_token_mean(errors, 0.01), torch.tensor([5.0, 10.0])
-    )  # never fewer than one
+    # never fewer than one token
+    torch.testing.assert_close(top_token_mean(errors, 0.01), torch.tensor([5.0, 10.0]))
 
 
 @pytest.mark.parametrize(

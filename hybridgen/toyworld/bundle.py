@@ -81,9 +81,8 @@ def _machine(state: dict) -> str:
     return f", at {machine['threads']} torch threads on {where} (the last run's)"
 
 
-def stage_recipe(run_dir: Path) -> list[str]:
-    """The recipe lines of one training run: data, start, optimisation, masks, time."""
-    state, log = _trainer_state(run_dir), _training_log(run_dir)
+def stage_recipe(state: dict, log: list[dict]) -> list[str]:
+    """The recipe lines of one training run (its trainer state and log): data, start, optimisation, masks, time."""
     config = state["config"]
     return [
         f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
@@ -108,6 +107,7 @@ def stage_recipe(run_dir: Path) -> list[str]:
 def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Path] = ()) -> str:
     """The model card of the critic trained in `run_dir` (and the `training_stages` before it)."""
     stages = training_stages(run_dir, earlier_stages)
+    runs = [(stage, _trainer_state(stage), _training_log(stage)) for stage in stages]
     scoring = json.loads((run_dir / "critic_config.json").read_text())
     model_config = json.loads((run_dir / "config.json").read_text())
     parameters = (run_dir / "model.safetensors").stat().st_size / 4 / 1e6
@@ -132,15 +132,15 @@ def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Pa
         "",
         "## Recipe",
     ]
-    if len(stages) == 1:
-        lines += stage_recipe(run_dir)
+    if len(runs) == 1:
+        lines += stage_recipe(*runs[0][1:])
     else:
-        lines.append(f"{len(stages)} training runs, each started from the one before.")
-        for number, stage in enumerate(stages, 1):
-            lines += ["", f"### Stage {number}: `{stage}`", *stage_recipe(stage)]
+        lines.append(f"{len(runs)} training runs, each started from the one before.")
+        for number, (stage, state, log) in enumerate(runs, 1):
+            lines += ["", f"### Stage {number}: `{stage}`", *stage_recipe(state, log)]
         lines.append("")
     lines.append("- Reproduce: `make toyworld-critic`.")
-    watched = [(stage, [row for row in _training_log(stage) if "eval" in row]) for stage in stages]
+    watched = [(stage, [row for row in log if "eval" in row]) for stage, _, log in runs]
     if any(evaluations for _, evaluations in watched):
         lines += [
             "",
@@ -178,8 +178,7 @@ def scoring_options(scoring: dict) -> dict:
 
 
 def generator_card(run_dir: Path, results: dict | None) -> str:
-    log = [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
-    state = torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
+    log, state = _training_log(run_dir), _trainer_state(run_dir)
     config = state["config"]
     call = json.loads((run_dir / "call_defaults.json").read_text())
     sizes = {

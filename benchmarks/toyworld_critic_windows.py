@@ -14,6 +14,8 @@ the violation do not rank the pair right). This script scores violation pairs wi
   windows and directions that does not know `t_v`.
 
 A window's score is the mean of its `top_fraction` most surprising tokens of that direction, as in the critic.
+Speed changes are also split into the pairs where the ball slows down and those where it speeds up (rows not in the
+mean).
 
     python benchmarks/toyworld_critic_windows.py --pairs 40 --json results.json
 """
@@ -30,7 +32,7 @@ import torch
 from hybridgen import VJEPA2Critic
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import top_token_mean
-from hybridgen.toyworld import VIOLATION_KINDS
+from hybridgen.toyworld import VIOLATION_KINDS, ViolationPair
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING, KindResult, violation_pairs
 
 # the pairs the violation scoring was chosen on (BENCHMARKS.md); the benchmark's test pairs start at 1_000_000
@@ -65,6 +67,34 @@ def direction_scores(report: CriticReport, t_violation: int, top_fraction: float
     return {name: float(value) for name, value in scores.items()}
 
 
+def speed_change_subset(pair: ViolationPair) -> str:
+    """ "slow-downs" or "speed-ups": how a speed-change pair changes its ball's step at the violation frame."""
+
+    def step(trajectories: np.ndarray) -> float:  # px the ball moves into frame t_v
+        return float(
+            np.hypot(
+                *(trajectories[pair.t_violation, pair.ball] - trajectories[pair.t_violation - 1, pair.ball])
+            )
+        )
+
+    return (
+        "slow-downs"
+        if step(pair.impossible_trajectories) < step(pair.plausible_trajectories)
+        else "speed-ups"
+    )
+
+
+def pair_accuracies(scores: dict[str, np.ndarray], kind: str) -> dict[str, float]:
+    """`SCORES` -> pair accuracy, from `(2 n,)` scores (plausible, impossible, plausible, ...), and the ceiling."""
+    accuracy = {
+        name: KindResult(kind, values[0::2], values[1::2]).accuracy for name, values in scores.items()
+    }
+    accuracy["at the violation, better direction"] = max(
+        accuracy["at the violation, forward"], accuracy["at the violation, backward"]
+    )
+    return accuracy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -83,6 +113,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     results: dict[str, dict[str, float]] = {}
+    subsets: dict[str, dict[str, float]] = {}  # finer rows, not in the mean
     for kind in args.kinds:
         pairs = violation_pairs(kind, args.pairs, args.seed)
         reports = critic.score_batch([clip for pair in pairs for clip in (pair.plausible, pair.impossible)])
@@ -91,14 +122,16 @@ def main() -> None:
             for i, report in enumerate(reports)
         ]
         scores = {name: np.array([row[name] for row in rows]) for name in SCORES}
-        results[kind] = {
-            name: KindResult(kind, values[0::2], values[1::2]).accuracy for name, values in scores.items()
-        }
-        results[kind]["at the violation, better direction"] = max(
-            results[kind]["at the violation, forward"], results[kind]["at the violation, backward"]
-        )
+        results[kind] = pair_accuracies(scores, kind)
+        if kind == "speed_change":
+            labels = np.repeat([speed_change_subset(pair) for pair in pairs], 2)
+            for label in sorted(set(labels)):
+                chosen = {name: values[labels == label] for name, values in scores.items()}
+                count = int((labels == label).sum()) // 2
+                subsets[f"{kind}, {label} ({count} pairs)"] = pair_accuracies(chosen, kind)
     names = list(next(iter(results.values())))
     results["mean"] = {name: float(np.mean([row[name] for row in results.values()])) for name in names}
+    results.update(subsets)
     print("| kind | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for kind, row in results.items():

@@ -229,6 +229,24 @@ def test_critic_windows_splits_directions_and_finds_the_violation_windows():
     assert scores["at the violation, backward"] == pytest.approx((2 * 3 + 20) / 3)
 
 
+def test_critic_windows_tells_slow_downs_from_speed_ups():
+    from hybridgen.toyworld.evaluation import violation_pairs
+
+    windows = load_benchmark("toyworld_critic_windows")
+    pairs = violation_pairs("speed_change", 12, 2_000_000)
+    labels = [windows.speed_change_subset(pair) for pair in pairs]
+    assert set(labels) == {"slow-downs", "speed-ups"}
+    for pair, label in zip(
+        pairs, labels
+    ):  # over the two frames after t_v, the impossible ball moves less or more
+        t, ball = pair.t_violation, pair.ball
+        moved = [
+            np.hypot(*(trajectories[t + 1, ball] - trajectories[t - 1, ball]))
+            for trajectories in (pair.plausible_trajectories, pair.impossible_trajectories)
+        ]
+        assert (moved[1] < moved[0]) == (label == "slow-downs")
+
+
 def test_critic_windows_smoke_run_on_a_tiny_critic_with_a_head(tmp_path):
     from hybridgen import VJEPA2Critic
     from hybridgen.critics.error_head import ExpectedErrorHead
@@ -240,11 +258,14 @@ def test_critic_windows_smoke_run_on_a_tiny_critic_with_a_head(tmp_path):
     critic = VJEPA2Critic(model, window=8, context=4, direction="both", expected_error_head=head)
     critic.save_pretrained(tmp_path / "critic")
     output = tmp_path / "results.json"
-    arguments = ["--critic", str(tmp_path / "critic"), "--pairs", "3", "--kinds", "vanish", "reverse"]
+    arguments = ["--critic", str(tmp_path / "critic"), "--pairs", "3", "--kinds", "vanish", "speed_change"]
     result = run_script("toyworld_critic_windows.py", [*arguments, "--json", str(output)])
     assert result.returncode == 0, result.stderr
     accuracy = json.loads(output.read_text())["accuracy"]
-    assert set(accuracy) == {"vanish", "reverse", "mean"}
+    subsets = {key for key in accuracy if key.startswith("speed_change, ")}
+    assert set(accuracy) - subsets == {"vanish", "speed_change", "mean"}
+    assert sum(int(key.split("(")[1].split()[0]) for key in subsets) == 3  # every pair in one subset
+    assert accuracy["mean"]["both"] == (accuracy["vanish"]["both"] + accuracy["speed_change"]["both"]) / 2
     for row in accuracy.values():
         assert all(0.0 <= value <= 1.0 for value in row.values())
         assert row["at the violation, better direction"] >= row["at the violation, forward"]
@@ -257,3 +278,16 @@ def test_critic_windows_smoke_run_on_a_tiny_critic_with_a_head(tmp_path):
         seed=2_000_000,
     )
     assert accuracy["vanish"]["both"] == results["vanish"].accuracy
+
+
+def test_critic_training_speed_smoke_run(tmp_path):
+    output = tmp_path / "results.json"
+    arguments = ["--variants", "float32", "bfloat16", "--rounds", "2", "--steps", "1", "--warmup", "0"]
+    result = run_script("critic_training_speed.py", [*arguments, "--threads", "1", "--json", str(output)])
+    assert result.returncode == 0, result.stderr
+    results = json.loads(output.read_text())["results"]
+    assert set(results) == {"float32", "bfloat16"} and results["float32"]["speedup"] == 1.0
+    for row in results.values():
+        assert len(row["rounds"]) == 2 and row["seconds_per_step"] > 0 and np.isfinite(row["loss"])
+    # same weights, data and masks: the two precisions train alike
+    assert abs(results["bfloat16"]["loss"] - results["float32"]["loss"]) < 0.05

@@ -68,20 +68,13 @@ def direction_scores(report: CriticReport, t_violation: int, top_fraction: float
 
 
 def speed_change_subset(pair: ViolationPair) -> str:
-    """ "slow-downs" or "speed-ups": how a speed-change pair changes its ball's step at the violation frame."""
-
-    def step(trajectories: np.ndarray) -> float:  # px the ball moves into frame t_v
-        return float(
-            np.hypot(
-                *(trajectories[pair.t_violation, pair.ball] - trajectories[pair.t_violation - 1, pair.ball])
-            )
-        )
-
-    return (
-        "slow-downs"
-        if step(pair.impossible_trajectories) < step(pair.plausible_trajectories)
-        else "speed-ups"
+    """The subset of a speed-change pair, "slow-downs" or "speed-ups", by its ball's step into frame `t_v` (px)."""
+    t, ball = pair.t_violation, pair.ball
+    plausible, impossible = (
+        np.linalg.norm(trajectories[t, ball] - trajectories[t - 1, ball])
+        for trajectories in (pair.plausible_trajectories, pair.impossible_trajectories)
     )
+    return "slow-downs" if impossible < plausible else "speed-ups"
 
 
 def pair_accuracies(scores: dict[str, np.ndarray], kind: str) -> dict[str, float]:

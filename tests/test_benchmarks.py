@@ -236,9 +236,8 @@ def test_critic_windows_tells_slow_downs_from_speed_ups():
     pairs = violation_pairs("speed_change", 12, 2_000_000)
     labels = [windows.speed_change_subset(pair) for pair in pairs]
     assert set(labels) == {"slow-downs", "speed-ups"}
-    for pair, label in zip(
-        pairs, labels
-    ):  # over the two frames after t_v, the impossible ball moves less or more
+    # over the two frames up to t_v + 1, a slowed ball moves less than its twin, a sped-up one more
+    for pair, label in zip(pairs, labels):
         t, ball = pair.t_violation, pair.ball
         moved = [
             np.hypot(*(trajectories[t + 1, ball] - trajectories[t - 1, ball]))
@@ -289,5 +288,5 @@ def test_critic_training_speed_smoke_run(tmp_path):
     assert set(results) == {"float32", "bfloat16"} and results["float32"]["speedup"] == 1.0
     for row in results.values():
         assert len(row["rounds"]) == 2 and row["seconds_per_step"] > 0 and np.isfinite(row["loss"])
-    # same weights, data and masks: the two precisions train alike
+    # two steps from the same weights, data and masks: the two precisions are still close
     assert abs(results["bfloat16"]["loss"] - results["float32"]["loss"]) < 0.05

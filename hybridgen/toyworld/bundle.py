@@ -49,20 +49,22 @@ def training_time(log: list[dict]) -> str:
     return f"{total:.1f} minutes of wall time in {len(segments)} runs: " + ", ".join(parts)
 
 
-def training_stages(run_dir: Path, earlier_stages: Sequence[Path] = ()) -> list[Path]:
-    """The run directories of a staged training, oldest first, ending with `run_dir`.
+def training_stages(run_dir: Path, earlier_stages: Sequence[Path] = ()) -> list[tuple[Path, dict]]:
+    """The run directories of a staged training with their trainer states, oldest first, ending with `run_dir`.
 
     Given `earlier_stages` they are taken as they are; otherwise each run's recorded `init` is followed back while it
     names a training run directory (one with `checkpoint/trainer_state.pt`), as `make toyworld-critic` chains them.
+    Each trainer state is read once.
     """
     if earlier_stages:
-        return [*map(Path, earlier_stages), run_dir]
-    stages = [run_dir]
+        return [(Path(stage), _trainer_state(Path(stage))) for stage in (*earlier_stages, run_dir)]
+    stages = [(run_dir, _trainer_state(run_dir))]
     while True:
-        init = _trainer_state(stages[0])["config"].get("init")
-        if not init or not (Path(init) / "checkpoint" / "trainer_state.pt").is_file() or Path(init) in stages:
+        init = stages[0][1]["config"].get("init")
+        known = [stage for stage, _ in stages]
+        if not init or not (Path(init) / "checkpoint" / "trainer_state.pt").is_file() or Path(init) in known:
             return stages
-        stages.insert(0, Path(init))
+        stages.insert(0, (Path(init), _trainer_state(Path(init))))
 
 
 def _trainer_state(run_dir: Path) -> dict:
@@ -106,8 +108,7 @@ def stage_recipe(state: dict, log: list[dict]) -> list[str]:
 
 def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Path] = ()) -> str:
     """The model card of the critic trained in `run_dir` (and the `training_stages` before it)."""
-    stages = training_stages(run_dir, earlier_stages)
-    runs = [(stage, _trainer_state(stage), _training_log(stage)) for stage in stages]
+    runs = [(stage, state, _training_log(stage)) for stage, state in training_stages(run_dir, earlier_stages)]
     scoring = json.loads((run_dir / "critic_config.json").read_text())
     model_config = json.loads((run_dir / "config.json").read_text())
     parameters = (run_dir / "model.safetensors").stat().st_size / 4 / 1e6

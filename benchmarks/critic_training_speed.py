@@ -92,8 +92,12 @@ def main() -> None:
     for variant in args.variants:
         median = float(np.median(seconds[variant]))
         speedup = baseline / median if baseline else None
-        results[variant] = {"seconds_per_step": median, "rounds": seconds[variant], "speedup": speedup}
-        results[variant]["loss"] = losses[variant]
+        results[variant] = {
+            "seconds_per_step": median,
+            "rounds": seconds[variant],
+            "speedup": speedup,
+            "loss": losses[variant],
+        }
         ratio = f"{speedup:.2f}x" if speedup else "-"
         print(f"| {variant} | {median:.3f} | {ratio} | {losses[variant]:.4f} |")
     environment = {

@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score each clip mirrored left-right and average (twice the cost; default: the critic's own)",
     )
     score.add_argument(
+        "--shift",
+        dest="shifts",
+        action="append",
+        type=_pixel_offset,
+        metavar="DY,DX",
+        help="also score each clip translated by DY pixels down and DX right (repeatable; e.g. --shift 0,4 "
+        "--shift 4,0 --shift 4,4 for half-patch views at patch size 8; a negative DY as --shift=-4,0) and average (default: the critic's own)",
+    )
+    score.add_argument(
         "--relative",
         action=argparse.BooleanOptionalAction,
         help="divide each token's error by the error the critic's expected-error head predicts there "
@@ -141,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pixel_offset(text: str) -> tuple[int, int]:
+    """'DY,DX' -> (dy, dx) whole pixels, for --shift."""
+    try:
+        dy, dx = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not DY,DX in whole pixels, e.g. 0,4") from None
+    return dy, dx
+
+
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model weights dtype")
@@ -195,6 +213,7 @@ def run_score(args: argparse.Namespace) -> int:
         aggregate=args.aggregate,
         top_fraction=args.top_fraction,
         mirror=args.mirror,
+        shifts=args.shifts,
         relative=args.relative,
     )
     for path in args.videos:

@@ -79,6 +79,21 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
     assert rows[0]["surprise"] <= rows[1]["surprise"]
     assert {row["path"] for row in rows} == set(map(str, paths))
     assert Image.open(plot).format == "PNG"
+    argv = [
+        "score",
+        str(paths[0]),
+        "--critic",
+        str(models / "critic"),
+        "--json",
+        "--shift",
+        "0,4",
+        "--shift=-4,4",  # a leading minus would read as an option after a space
+    ]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)[0]["shifts"] == [[0, 4], [-4, 4]]
+    with pytest.raises(SystemExit):
+        main(["score", str(paths[0]), "--critic", str(models / "critic"), "--shift", "4"])
+    assert "not DY,DX" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,48 @@ def test_mirror_averages_the_token_errors_of_both_views_at_the_same_positions(cr
     )
     with pytest.raises(ValueError, match="mirror"):
         critic.with_options(mirror="yes")
+
+
+def test_shifted_views_average_their_token_errors_with_the_plain_view(critic):
+    both = critic.with_options(direction="both")
+    shifted = both.with_options(shifts=[(0, 3), (-2, 0)])
+    size = critic.crop_size
+    clip = random_clip(16, height=size, width=size, seed=4)  # at the crop size: the critic does not resize it
+    # the same translations by hand: content moved right 3 / up 2, the uncovered border repeating the edge
+    right = np.concatenate([np.repeat(clip[:, :, :1], 3, axis=2), clip[:, :, :-3]], axis=2)
+    up = np.concatenate([clip[:, 2:], np.repeat(clip[:, -1:], 2, axis=1)], axis=1)
+    report = shifted.score(clip)
+    expected = (
+        both.score(clip).token_errors + both.score(right).token_errors + both.score(up).token_errors
+    ) / 3
+    np.testing.assert_allclose(report.token_errors, expected, rtol=1e-5, atol=1e-6)
+    assert report.shifts == ((0, 3), (-2, 0)) and report.to_dict()["shifts"] == [[0, 3], [-2, 0]]
+    assert shifted.surprise(torch.from_numpy(clip).permute(0, 3, 1, 2)).item() == pytest.approx(
+        report.surprise, rel=1e-5
+    )
+    with_mirror = shifted.with_options(mirror=True)  # every view is also scored mirrored: six in all
+    flipped = np.ascontiguousarray(clip[:, :, ::-1])
+    mirror_views = [
+        both.score(flipped),
+        both.score(right[:, :, ::-1].copy()),
+        both.score(up[:, :, ::-1].copy()),
+    ]
+    expected_mirrored = (3 * expected + sum(view.token_errors[..., ::-1] for view in mirror_views)) / 6
+    np.testing.assert_allclose(with_mirror.score(clip).token_errors, expected_mirrored, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shifts, message",
+    [
+        ("4", "list of"),
+        ([(0, 0)], "plain view is always scored"),
+        ([(0, 4, 1)], "not a \\(dy, dx\\) pair"),
+        ([(0, 1.5)], "whole pixels"),
+        ([(0, 4), (0, 4)], "twice"),
+    ],
+)
+def test_bad_shifts_get_one_clear_error(critic, shifts, message):
+    with pytest.raises(ValueError, match=message):
+        critic.with_options(shifts=shifts)
+    with pytest.raises(ValueError, match="1 to"):
+        critic.with_options(shifts=[(0, critic.crop_size)])

@@ -114,7 +114,13 @@ def test_empty_model_id():
 
 def test_critic_save_pretrained_keeps_its_scoring_options(tmp_path):
     critic = VJEPA2Critic(
-        tiny_vjepa2_model(seed=1), window=8, context=4, stride=2, direction="both", top_fraction=0.2
+        tiny_vjepa2_model(seed=1),
+        window=8,
+        context=4,
+        stride=2,
+        direction="both",
+        top_fraction=0.2,
+        shifts=[(0, 2), (2, 2)],
     )
     critic.save_pretrained(tmp_path / "critic")
     loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"))

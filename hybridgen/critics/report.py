@@ -28,6 +28,7 @@ class CriticReport:
         token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
         direction: which way in time the critic predicted: "forward", "backward" or "both".
         mirror: whether token errors are the mean of the clip and its left-right mirror image.
+        shifts: the `(dy, dx)` pixel offsets of the translated views whose token errors were averaged in.
         relative: whether token errors are divided by the critic's expected error (see `surprise`).
     """
 
@@ -44,6 +45,7 @@ class CriticReport:
     token_reduce: str
     direction: str = "forward"
     mirror: bool = False
+    shifts: tuple[tuple[int, int], ...] = ()
     relative: bool = False
 
     @property
@@ -82,5 +84,6 @@ class CriticReport:
             "token_reduce": self.token_reduce,
             "direction": self.direction,
             "mirror": self.mirror,
+            "shifts": [list(shift) for shift in self.shifts],
             "relative": self.relative,
         }

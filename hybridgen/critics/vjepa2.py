@@ -41,8 +41,8 @@ class WindowOutputs:
 
     predictions, targets: `(n_windows, N_target, D)`; token_errors: `(n_windows, N_target)`;
     window_starts: `(n_windows,)`; window/context in frames; target_offsets: `(T_target,)` first frame of each
-    predicted tubelet within its window. With `mirror`, predictions and targets are the unmirrored view's and
-    token_errors the mean of both views' (aligned to the unmirrored token positions).
+    predicted tubelet within its window. With `mirror` or `shifts`, predictions and targets are the plain view's
+    and token_errors the mean of all views' (at the same token indices).
     """
 
     predictions: torch.Tensor
@@ -69,6 +69,12 @@ class VJEPA2Critic:
             vanishing object is an unpredictable appearance backwards); "both" scores the union of the two.
         mirror: also score each window mirrored left-right and average the two views' per-token errors at
             each position before reducing them (test-time augmentation: less predictor noise, twice the cost).
+        shifts: extra views of each window, translated by `(dy, dx)` pixels of the crop (down, right; the
+            uncovered border repeats the edge), whose per-token errors are averaged with the plain view's at the
+            same token indices. Half a patch, e.g. `[(0, 4), (4, 0), (4, 4)]` at patch size 8, shows the predictor
+            every object at another phase of the token grid, which steadies errors that hinge on where an object
+            sits within its patch (a ball a few pixels behind where it should be). Each shift costs one more
+            scoring pass (with `mirror`, two).
         relative: divide each token's error by the error `expected_error_head` expects there, so surprise is
             in units of "usual error" (1 = as predictable as plausible clips are) instead of feature L1.
         expected_error_head: an `ExpectedErrorHead` fitted to this model (`hybridgen calibrate-critic`);
@@ -90,6 +96,7 @@ class VJEPA2Critic:
         top_fraction: float | None = None,
         direction: str = "forward",
         mirror: bool = False,
+        shifts: Sequence[Sequence[int]] = (),
         relative: bool = False,
         expected_error_head: ExpectedErrorHead | None = None,
         fps: float | None = None,
@@ -138,6 +145,7 @@ class VJEPA2Critic:
         if not isinstance(mirror, bool):
             raise ValueError(f"mirror={mirror!r} must be True or False.")
         self.mirror = mirror
+        self.shifts = _check_shifts(shifts, self.crop_size)
         if expected_error_head is not None:
             if not isinstance(expected_error_head, ExpectedErrorHead):
                 raise TypeError(
@@ -185,6 +193,7 @@ class VJEPA2Critic:
         top_fraction: float | None = None,
         direction: str | None = None,
         mirror: bool | None = None,
+        shifts: Sequence[Sequence[int]] | None = None,
         relative: bool | None = None,
         fps: float | None = None,
         batch_size: int = 8,
@@ -215,6 +224,7 @@ class VJEPA2Critic:
             "top_fraction": top_fraction,
             "direction": direction,
             "mirror": mirror,
+            "shifts": shifts,
             "relative": relative,
             "fps": fps,
         }
@@ -234,6 +244,7 @@ class VJEPA2Critic:
             "top_fraction": self.top_fraction,
             "direction": self.direction,
             "mirror": self.mirror,
+            "shifts": [list(shift) for shift in self.shifts],
             "relative": self.relative,
             "fps": self.fps,
             "resize_to": self.resize_to,
@@ -340,11 +351,8 @@ class VJEPA2Critic:
                 batch = torch.stack([pixels[i][s : s + window] for i, s in part])  # (b, W, 3, S, S)
                 prediction, target = self.predict(batch, context)  # (b, N_target, D) each
                 errors = self.token_errors(prediction, target)  # (b, N_target)
-                if self.mirror:
-                    mirrored = self.token_errors(*self.predict(batch.flip(-1), context))
-                    # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
-                    mirrored = mirrored.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1)
-                    errors = (errors + mirrored) / 2
+                if self.mirror or self.shifts:
+                    errors = self._mean_over_views(batch, context, errors)
                 for k, key in enumerate(part):
                     results[key] = (prediction[k], target[k], errors[k])
         outputs = []
@@ -390,6 +398,20 @@ class VJEPA2Critic:
             )
             targets.append(F.layer_norm(features[:, target_ids], (features.shape[-1],)))  # (B, N_target, D)
         return torch.cat(predictions, dim=1), torch.cat(targets, dim=1)
+
+    def _mean_over_views(self, windows: torch.Tensor, context: int, errors: torch.Tensor) -> torch.Tensor:
+        """Per-token errors `(B, N_target)` averaged over the views `mirror` and `shifts` ask for; `errors` are
+        the plain view's."""
+        views = [errors]
+        for dy, dx in self.shifts:
+            views.append(self.token_errors(*self.predict(translate(windows, dy, dx), context)))
+        if self.mirror:
+            for dy, dx in ((0, 0), *self.shifts):
+                mirrored = translate(windows, dy, dx).flip(-1)
+                mirrored_errors = self.token_errors(*self.predict(mirrored, context))
+                # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
+                views.append(mirrored_errors.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1))
+        return torch.stack(views).mean(dim=0)
 
     def token_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`(B, N, D)` twice -> `(B, N)` per-token L1, divided by the expected error when `relative`."""
@@ -471,6 +493,7 @@ class VJEPA2Critic:
             token_reduce=token_reduce,
             direction=self.direction,
             mirror=self.mirror,
+            shifts=self.shifts,
             relative=self.relative,
         )
 
@@ -531,6 +554,46 @@ def predict_tokens(
         context_mask=[context_ids.expand(batch, -1)],  # (B, N_ctx)
         target_mask=[target_ids.expand(batch, -1)],  # (B, N_target)
     ).last_hidden_state
+
+
+def translate(windows: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`(B, W, 3, S, S)` frames with their content moved `dy` pixels down and `dx` right, the same size; the
+    uncovered border repeats the edge pixels."""
+    if dy == 0 and dx == 0:
+        return windows
+    size = windows.shape[-2:]
+    flat = windows.flatten(0, 1)  # (B * W, 3, S, S)
+    padded = F.pad(flat, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
+    top, left = max(-dy, 0), max(-dx, 0)
+    moved = padded[..., top : top + size[0], left : left + size[1]]
+    return moved.unflatten(0, windows.shape[:2])
+
+
+def _check_shifts(shifts, crop_size: int) -> tuple[tuple[int, int], ...]:
+    """`shifts` as a tuple of `(dy, dx)` int pairs, or one error naming what is wrong."""
+    if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence):
+        raise ValueError(
+            f"shifts={shifts!r} must be a list of (dy, dx) pixel offsets, e.g. [(0, 4), (4, 0)]."
+        )
+    checked = []
+    for shift in shifts:
+        if (
+            isinstance(shift, (str, bytes))
+            or not isinstance(shift, Sequence)
+            or len(shift) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shift)
+        ):
+            raise ValueError(f"shifts: {shift!r} is not a (dy, dx) pair of whole pixels.")
+        dy, dx = int(shift[0]), int(shift[1])
+        if (dy, dx) == (0, 0) or max(abs(dy), abs(dx)) >= crop_size:
+            raise ValueError(
+                f"shifts: ({dy}, {dx}) must move the frame by 1 to {crop_size - 1} pixels (the plain view is "
+                "always scored; list only the extra views)."
+            )
+        checked.append((dy, dx))
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"shifts={shifts!r} lists a view twice.")
+    return tuple(checked)
 
 
 def _round_down(value: int, multiple: int) -> int:

@@ -6,10 +6,10 @@ clip outscores a random plausible one). Scorers:
 
 - trained: the bundled critic (`VJEPA2Critic.from_pretrained("toyworld")`, or `--critic DIR` calibrated with
   `hybridgen calibrate-critic`) with its stored window, context and direction, and `VIOLATION_SCORING` (each
-  token's error relative to the error its expected-error head predicts, a window's 25% most surprising tokens,
-  the mean over windows starting at every frame);
+  token's error relative to the error its expected-error head predicts, averaged over the plain view and three
+  translated by half a patch, a window's 25% most surprising tokens, the mean over windows starting at every frame);
 - untrained: a random `VJEPA2Model` of the same architecture with an expected-error head fitted the same way
-  (`--calibration-steps`), scored the same way;
+  (`--calibration-steps`), scored the same way (`--skip-untrained` leaves it out);
 - pixels: error of a constant-velocity extrapolation of the frames (x_t ~ 2 x_{t-1} - x_{t-2}), mean over frames;
 - physics checker: the toy world's hand-written ground-truth checker (`physics_error`), which knows the rules: a
   ceiling showing the violations are visible in the pixels, not a learned score;
@@ -63,9 +63,21 @@ LEVERS = {
     "relative, but worst window": {**VIOLATION, "aggregate": "max"},
     "relative, but windows every 2nd frame": {**VIOLATION, "stride": 2},
     "relative, but also mirrored": {**VIOLATION, "mirror": True},
+    "relative, but no shifted views": {**VIOLATION, "shifts": []},
     "relative, but context 2 frames": {**VIOLATION, "context": 2},
     "relative, but context 6 frames": {**VIOLATION, "context": 6},
 }
+
+
+def untrained_critic(trained: VJEPA2Critic, calibration_steps: int, device: str) -> VJEPA2Critic:
+    """A randomly initialised critic of `trained`'s shape and scoring, with an expected-error head fitted to it."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = VJEPA2Model(trained.model.config).to(device)
+    untrained = VJEPA2Critic(model, batch_size=32, **{**trained.scoring_config(), "relative": False})
+    clips = ToyWorldClips(size=untrained.crop_size, seed=CALIBRATION_SEED)
+    head, _ = fit_expected_error_head(untrained, clips, steps=calibration_steps, show_progress=False)
+    return untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
 
 
 def critic_scorer(critic: VJEPA2Critic):
@@ -120,6 +132,11 @@ def main() -> None:
         "--skip-critics", action="store_true", help="score with the pixel baseline and the checker only"
     )
     parser.add_argument(
+        "--skip-untrained",
+        action="store_true",
+        help="leave out the untrained critic (its head fit and scoring are half the run)",
+    )
+    parser.add_argument(
         "--calibration-steps",
         type=int,
         default=600,
@@ -135,15 +152,10 @@ def main() -> None:
     if not args.skip_critics:
         trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
         trained = trained.with_options(**VIOLATION_SCORING)
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            untrained = VJEPA2Model(trained.model.config).to(args.device)
-        untrained = VJEPA2Critic(untrained, batch_size=32, **{**trained.scoring_config(), "relative": False})
-        clips = ToyWorldClips(size=untrained.crop_size, seed=CALIBRATION_SEED)
-        head, _ = fit_expected_error_head(untrained, clips, steps=args.calibration_steps, show_progress=False)
-        untrained = untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
         scorers["trained critic"] = critic_scorer(trained)
-        scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)
+        if not args.skip_untrained:
+            untrained = untrained_critic(trained, args.calibration_steps, args.device)
+            scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)
         report["critic"], report["scoring"] = args.critic, trained.scoring_config()
     scorers["pixels: constant-velocity extrapolation error"] = pixel_scorer
     scorers["physics checker (hand-written rules)"] = checker_scorer

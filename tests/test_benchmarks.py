@@ -189,6 +189,31 @@ def test_toyworld_critic_skip_critics_scores_the_baselines_on_the_same_pairs(tmp
     assert pixels["vanish"]["accuracy"] < 0.5 and pixels["freeze"]["accuracy"] < 0.5
 
 
+def test_toyworld_critic_skip_untrained_scores_the_trained_critic_under_the_violation_scoring(tmp_path):
+    from hybridgen import VJEPA2Critic
+    from hybridgen.critics.error_head import ExpectedErrorHead
+    from hybridgen.testing import tiny_vjepa2_model
+    from hybridgen.toyworld.evaluation import VIOLATION_SCORING
+
+    model = tiny_vjepa2_model(seed=0)
+    critic = VJEPA2Critic(model, window=8, context=4, direction="both")
+    critic.with_options(expected_error_head=ExpectedErrorHead(model.config.hidden_size)).save_pretrained(
+        tmp_path / "critic"
+    )
+    output = tmp_path / "results.json"
+    argv = ["--critic", str(tmp_path / "critic"), "--skip-untrained", "--pairs", "2", "--kinds", "vanish"]
+    result = run_script("toyworld_critic.py", [*argv, "--json", str(output)])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    assert set(report["results"]) == {
+        "trained critic",
+        "pixels: constant-velocity extrapolation error",
+        "physics checker (hand-written rules)",
+    }
+    assert {key: report["scoring"][key] for key in VIOLATION_SCORING} == VIOLATION_SCORING
+    assert report["clips_per_second"] > 0
+
+
 def load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

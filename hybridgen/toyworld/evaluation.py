@@ -18,16 +18,19 @@ ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 
 # VJEPA2Critic options under which critics are judged on violation pairs: each token's error is divided by the error
 # the critic's expected-error head predicts there (`relative`; the critic needs a head: `hybridgen calibrate-critic`),
-# so honest uncertainty (a bounce) no longer outweighs an impossible event in easy free flight; a window scores its
-# 25% most surprising tokens, the clip the mean over windows starting at every frame (chosen on validation pairs,
-# seeds 2,000,000+; BENCHMARKS.md). A critic's default (e.g. the bundled one's raw mean over all tokens and windows)
-# may differ: apply with `critic.with_options(**...)`.
+# so honest uncertainty (a bounce) no longer outweighs an impossible event in easy free flight; each token's error is
+# averaged over the plain view and three views translated by half a patch (the bundled critic's 8 px patches), so
+# where a ball sits within its patch matters less; a window scores its 25% most surprising tokens, the clip the mean
+# over windows starting at every frame (chosen on validation pairs, seeds 2,000,000+; BENCHMARKS.md). A critic's
+# default (e.g. the bundled one's raw mean over all tokens and windows) may differ: apply with
+# `critic.with_options(**...)`.
 VIOLATION_SCORING = {
     "relative": True,
     "top_fraction": 0.25,
     "aggregate": "mean",
     "stride": 1,
     "mirror": False,
+    "shifts": [[0, 4], [4, 0], [4, 4]],
 }
 # The trainer's watch, on critics that have no head yet: raw errors, a window's 2% most surprising tokens, the clip's
 # worst window (every 2nd frame)
@@ -37,6 +40,7 @@ QUICK_VIOLATION_SCORING = {
     "aggregate": "max",
     "stride": 2,
     "mirror": False,
+    "shifts": [],
 }
 
 

@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_pixel_offset,
         metavar="DY,DX",
-        help="also score each clip translated by DY pixels down and DX right (repeatable; e.g. --shift 0,4 "
-        "--shift 4,0 --shift 4,4 for half-patch views at patch size 8; a negative DY as --shift=-4,0) and average (default: the critic's own)",
+        help="also score each clip translated by DY pixels down and DX right and average the views (repeatable; "
+        "e.g. --shift 0,4 --shift 4,0 --shift 4,4 for half-patch views at patch size 8; a negative DY as "
+        "--shift=-4,0; default: the critic's own)",
     )
     score.add_argument(
         "--relative",

@@ -402,15 +402,13 @@ class VJEPA2Critic:
     def _mean_over_views(self, windows: torch.Tensor, context: int, errors: torch.Tensor) -> torch.Tensor:
         """Per-token errors `(B, N_target)` averaged over the views `mirror` and `shifts` ask for; `errors` are
         the plain view's."""
-        views = [errors]
-        for dy, dx in self.shifts:
-            views.append(self.token_errors(*self.predict(translate(windows, dy, dx), context)))
+        translated = [windows] + [translate(windows, dy, dx) for dy, dx in self.shifts]
+        views = [errors] + [self.token_errors(*self.predict(view, context)) for view in translated[1:]]
         if self.mirror:
-            for dy, dx in ((0, 0), *self.shifts):
-                mirrored = translate(windows, dy, dx).flip(-1)
-                mirrored_errors = self.token_errors(*self.predict(mirrored, context))
+            for view in translated:
+                mirrored = self.token_errors(*self.predict(view.flip(-1), context))
                 # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
-                views.append(mirrored_errors.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1))
+                views.append(mirrored.unflatten(-1, (-1, self.grid, self.grid)).flip(-1).flatten(1))
         return torch.stack(views).mean(dim=0)
 
     def token_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

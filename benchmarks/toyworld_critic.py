@@ -9,7 +9,7 @@ clip outscores a random plausible one). Scorers:
   token's error relative to the error its expected-error head predicts, averaged over the plain view and three
   translated by half a patch, a window's 25% most surprising tokens, the mean over windows starting at every frame);
 - untrained: a random `VJEPA2Model` of the same architecture with an expected-error head fitted the same way
-  (`--calibration-steps`), scored the same way (`--skip-untrained` leaves it out);
+  (`--calibration-steps`), scored the same way (`--skip-untrained` leaves it out, `--skip-trained` the trained one);
 - pixels: error of a constant-velocity extrapolation of the frames (x_t ~ 2 x_{t-1} - x_{t-2}), mean over frames;
 - physics checker: the toy world's hand-written ground-truth checker (`physics_error`), which knows the rules: a
   ceiling showing the violations are visible in the pixels, not a learned score;
@@ -137,6 +137,11 @@ def main() -> None:
         help="leave out the untrained critic (its head fit and scoring are half the run)",
     )
     parser.add_argument(
+        "--skip-trained",
+        action="store_true",
+        help="leave out the trained critic's column (its scoring options and throughput are still reported)",
+    )
+    parser.add_argument(
         "--calibration-steps",
         type=int,
         default=600,
@@ -152,7 +157,8 @@ def main() -> None:
     if not args.skip_critics:
         trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
         trained = trained.with_options(**VIOLATION_SCORING)
-        scorers["trained critic"] = critic_scorer(trained)
+        if not args.skip_trained:
+            scorers["trained critic"] = critic_scorer(trained)
         if not args.skip_untrained:
             untrained = untrained_critic(trained, args.calibration_steps, args.device)
             scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)

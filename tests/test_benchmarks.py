@@ -214,6 +214,29 @@ def test_toyworld_critic_skip_untrained_scores_the_trained_critic_under_the_viol
     assert report["clips_per_second"] > 0
 
 
+def test_toyworld_critic_skip_trained_scores_only_an_untrained_critic_of_the_same_shape(tmp_path):
+    from hybridgen import VJEPA2Critic
+    from hybridgen.critics.error_head import ExpectedErrorHead
+    from hybridgen.testing import tiny_vjepa2_model
+
+    model = tiny_vjepa2_model(seed=0)
+    critic = VJEPA2Critic(model, window=8, context=4, direction="both")
+    critic.with_options(expected_error_head=ExpectedErrorHead(model.config.hidden_size)).save_pretrained(
+        tmp_path / "critic"
+    )
+    output = tmp_path / "results.json"
+    argv = ["--critic", str(tmp_path / "critic"), "--skip-trained", "--calibration-steps", "2"]
+    result = run_script(
+        "toyworld_critic.py", [*argv, "--pairs", "2", "--kinds", "vanish", "--json", str(output)]
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(output.read_text())["results"]) == {
+        "untrained critic (same shape and scoring)",
+        "pixels: constant-velocity extrapolation error",
+        "physics checker (hand-written rules)",
+    }
+
+
 def load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -169,7 +169,19 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from hybridgen import HybridPipeline
     from hybridgen.pipelines.hybrid import describe_reports
+    from hybridgen.video import PNG_SUFFIXES, VIDEO_SUFFIXES, check_fps, check_output_path
 
+    # every output is checked before minutes of generation, not after
+    check_output_path(args.output, VIDEO_SUFFIXES)
+    for path in (args.sheet, args.plot):
+        if path is not None:
+            check_output_path(path, PNG_SUFFIXES)
+    if args.report is not None:
+        check_output_path(args.report)
+    if args.save_candidates is not None and args.save_candidates.is_file():
+        raise NotADirectoryError(f"--save-candidates {args.save_candidates} is a file, not a directory.")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
     pipe = HybridPipeline.from_pretrained(
         args.generator, critic=args.critic, torch_dtype=DTYPES[args.dtype], device=args.device
     )
@@ -185,10 +197,9 @@ def run_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         show_progress=not args.quiet,
     )
-    out.save(args.output, fps=args.fps)
+    written = [out.save(args.output, fps=args.fps)]
     if args.save_candidates:
-        out.save_candidates(args.save_candidates, fps=args.fps)
-    written = [args.output]
+        written += out.save_candidates(args.save_candidates, fps=args.fps)
     if args.report:
         written.append(out.save_report(args.report))
     if args.sheet:
@@ -205,8 +216,15 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from hybridgen import VJEPA2Critic
-    from hybridgen.video import read_video
+    from hybridgen.video import PNG_SUFFIXES, check_output_path, read_video
 
+    for path in args.videos:
+        if not path.exists():
+            raise FileNotFoundError(f"video file not found: {path}")
+        if not path.is_file():
+            raise IsADirectoryError(f"expected a video file but got a directory: {path}")
+    if args.plot is not None:
+        check_output_path(args.plot, PNG_SUFFIXES)
     critic = VJEPA2Critic.from_pretrained(
         args.critic,
         torch_dtype=DTYPES[args.dtype],
@@ -217,13 +235,13 @@ def run_score(args: argparse.Namespace) -> int:
         shifts=args.shifts,
         relative=args.relative,
     )
-    for path in args.videos:
-        if not path.is_file():
-            raise FileNotFoundError(f"video file not found: {path}")
     reports = []
     for path in tqdm(args.videos, desc="scoring", disable=args.quiet or len(args.videos) == 1):
         frames, fps = read_video(path)
-        reports.append(critic.score(frames, fps=fps))
+        try:
+            reports.append(critic.score(frames, fps=fps))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
     ranking = sorted(range(len(reports)), key=lambda i: reports[i].surprise)
     if args.json:
         rows = [
@@ -308,11 +326,9 @@ def main(argv: list[str] | None = None) -> int:
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-    from hybridgen.models import ModelNotFoundError
-
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, ModelNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
         print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -68,7 +68,17 @@ def resolve(model_id: str | os.PathLike, role: str) -> str:
         if role not in BUNDLED[name]:
             raise ModelNotFoundError(f"the bundled model {name!r} has no {role}.")
         return str(BUNDLED[name][role])
-    return name
+    if _is_path(name) and not Path(name).expanduser().exists():
+        raise ModelNotFoundError(
+            f"the {role} directory {name!r} does not exist (a Hub id has the form 'org/name', a bundled name is "
+            f"one of {sorted(BUNDLED)})."
+        )
+    return str(Path(name).expanduser()) if name.startswith("~") else name
+
+
+def _is_path(name: str) -> bool:
+    """True for what can only be a filesystem path, never a Hub id ('name' or 'org/name')."""
+    return Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _check_local_dir(path: Path, required: tuple[str, ...], what: str) -> None:
@@ -83,13 +93,39 @@ def _check_local_dir(path: Path, required: tuple[str, ...], what: str) -> None:
 
 def _not_found(model_id: str, what: str, error: Exception) -> ModelNotFoundError:
     if hub_offline():
-        where = "HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"
+        where = "it is neither a local directory nor in the Hugging Face cache (HF_HUB_OFFLINE=1 is set)"
     else:
         where = "it is not a local directory and could not be loaded from the Hugging Face Hub"
     bundled = f" Bundled names: {', '.join(sorted(BUNDLED))}." if BUNDLED else ""
     return ModelNotFoundError(
         f"could not load {what} {model_id!r}: {where}.{bundled} ({type(error).__name__}: {error})"
     )
+
+
+def check_torch_dtype(torch_dtype, name: str = "torch_dtype") -> None:
+    """Refuse anything but a `torch.dtype` (or None): a string would be half-applied by the libraries."""
+    if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype such as torch.bfloat16, got {torch_dtype!r}.")
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """`device` as a `torch.device`, after checking that this torch build can run on it."""
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a torch device; use e.g. 'cpu', 'cuda' or 'cuda:1'."
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}, but this torch ({torch.__version__}) sees no CUDA GPU: use 'cpu', or a machine "
+            "and torch build with CUDA."
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but MPS is not available to this torch: use 'cpu'.")
+    return resolved
 
 
 def load_vjepa2(

@@ -34,6 +34,7 @@ __all__ = [
 
 RANGE_TOLERANCE = 1e-4  # float values this far outside [0, 1] are clipped instead of rejected
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold H.264
+PNG_SUFFIXES = (".png",)
 H264_CRF = 18  # constant rate factor: 0 lossless .. 51 worst; 18 is visually near-lossless
 _PIL_MODES = ("RGB", "RGBA", "P")  # PIL modes converted to RGB (alpha is dropped, not composited)
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -198,7 +199,7 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
 
     path = _existing_file(path)
     if fps is not None:
-        _check_fps(fps, "fps")
+        check_fps(fps, "fps")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -258,15 +259,15 @@ def resample_frames(frames: np.ndarray, src_fps: float, dst_fps: float) -> np.nd
         raise TypeError(f"frames must be a numpy array with time on axis 0; got {type(frames).__name__}")
     if frames.ndim == 0 or len(frames) == 0:
         raise ValueError(f"frames is empty: shape {frames.shape}; expected at least one frame on axis 0")
-    _check_fps(src_fps, "src_fps")
-    _check_fps(dst_fps, "dst_fps")
+    check_fps(src_fps, "src_fps")
+    check_fps(dst_fps, "dst_fps")
     num_in = len(frames)
     num_out = max(1, math.floor(num_in * dst_fps / src_fps + 0.5))
     source_index = np.floor(np.arange(num_out) * (src_fps / dst_fps) + 0.5).astype(np.int64)
     return frames[np.minimum(source_index, num_in - 1)]
 
 
-def _check_fps(value: Any, name: str) -> None:
+def check_fps(value: Any, name: str) -> None:
     """Require a finite, positive real frame rate."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a number of frames per second; got {type(value).__name__}")
@@ -278,6 +279,19 @@ def _check_fps(value: Any, name: str) -> None:
 # Atomic writing
 
 
+def check_output_path(path: str | os.PathLike[str], suffixes: Sequence[str] = ()) -> pathlib.Path:
+    """``path`` as a Path if a file can be written there: not a directory, and ending in one of ``suffixes``
+    (any suffix when empty). Writers call it first; callers that produce something slow before writing (the
+    CLI) call it up front, so a bad path fails before the work rather than after it.
+    """
+    path = pathlib.Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"cannot write {path}: the file name must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write to {path}: it is a directory")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
@@ -287,9 +301,7 @@ def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     (``os.replace``), so readers see the old file or the complete new one, never a partial file.
     The temporary file is not created in advance: the writer creates it with default permissions.
     """
-    path = pathlib.Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write to {path}: it is a directory")
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp_path = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
     try:
@@ -313,10 +325,8 @@ def write_video(video: Any, path: str | os.PathLike[str], *, fps: float = 16) ->
         ValueError / TypeError: bad clip (see :func:`as_frames`), bad ``fps`` or suffix.
         RuntimeError: ffmpeg failed; nothing is left at ``path`` (an existing file is kept).
     """
-    path = pathlib.Path(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"write_video writes H.264, which needs one of {VIDEO_SUFFIXES}; got {path.name!r}")
-    _check_fps(fps, "fps")
+    path = check_output_path(path, VIDEO_SUFFIXES)
+    check_fps(fps, "fps")
     pixels = _pad_to_even(_to_uint8(as_frames(video)))
     try:
         with atomic_write_path(path) as temp_path:
@@ -370,9 +380,7 @@ def write_png_atomic(image: Image.Image | np.ndarray, path: str | os.PathLike[st
 
     Arrays are (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1].
     """
-    path = pathlib.Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"write_png_atomic writes PNG; the path must end in .png, got {path.name!r}")
+    path = check_output_path(path, PNG_SUFFIXES)
     picture = image if isinstance(image, Image.Image) else _array_to_pil(image)
     with atomic_write_path(path) as temp_path:
         picture.save(temp_path, format="PNG")

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from hybridgen.video import as_frames, atomic_write_path, write_png_atomic
+from hybridgen.video import PNG_SUFFIXES, as_frames, atomic_write_path, check_output_path, write_png_atomic
 
 __all__ = ["contact_sheet", "plot_surprise_curves", "save_figure", "save_image", "surprise_heatmap"]
 
@@ -306,9 +306,7 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 150)
     """Save a matplotlib figure as PNG, atomically. Returns ``path`` as a Path."""
     if not isinstance(figure, Figure):
         raise TypeError(f"figure must be a matplotlib Figure; got {type(figure).__name__}")
-    path = pathlib.Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"save_figure writes PNG; the path must end in .png, got {path.name!r}")
+    path = check_output_path(path, PNG_SUFFIXES)
     with atomic_write_path(path) as temp_path:
         figure.savefig(temp_path, format="png", dpi=dpi)
     return path

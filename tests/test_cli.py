@@ -119,13 +119,31 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
         ),
         (["score", "CORRUPT", "--critic", "EMPTY"], "not a saved V-JEPA 2 model"),
         (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN"], "no critic given"),
+        # outputs are checked before anything is generated
+        (
+            ["generate", "a ball", "-o", "x.gif", "--generator", "GEN", "--critic", "CRITIC"],
+            "must end in .mp4",
+        ),
+        (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--sheet", "s.jpg"], "must end in .png"),
+        (["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--report", "EMPTY"], "is a directory"),
+        (
+            ["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--fps", "0"],
+            "--fps must be a positive",
+        ),
+        (["score", "EMPTY", "--critic", "CRITIC"], "got a directory"),
+        (["score", "SHORT", "--critic", "CRITIC", "--plot", "p.jpg"], "must end in .png"),
+        (["score", "SHORT", "--critic", "CRITIC"], "short.mp4: clip has 3 frames"),
+        (["score", "SHORT", "--critic", "CRITIC", "--device", "gpu"], "not a torch device"),
+        (["score", "SHORT", "--critic", "/no/such/critic"], "directory '/no/such/critic' does not exist"),
     ],
 )
 def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, message):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"this is not a video")
     (tmp_path / "empty").mkdir()
+    short = write_video(np.zeros((3, 32, 32, 3), dtype=np.float32), tmp_path / "short.mp4")
     substitutes = {
+        "SHORT": str(short),
         "CRITIC": str(models / "critic"),
         "GEN": str(models / "generator"),
         "CORRUPT": str(corrupt),
@@ -137,6 +155,42 @@ def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, mes
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_generate_refuses_sizes_before_loading_or_generating(models, tmp_path, capsys):
+    argv = ["generate", "a ball", "-o", str(tmp_path / "x.mp4"), "--generator", str(models / "generator")]
+    argv += ["--critic", str(models / "critic"), "--quiet", "--device", "cpu"]
+    for extra, messages in (
+        (["--steps", "0"], ["num_inference_steps must be an integer >= 1, got 0"]),
+        (["--frames", "3"], ["num_frames=3 is too short for the critic", "--frames"]),
+    ):
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert all(message in err for message in messages), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_lists_every_file_it_wrote(models, tmp_path, capsys):
+    argv = ["generate", "a ball", "-o", str(tmp_path / "best.mp4"), "--generator", str(models / "generator")]
+    argv += [
+        "--critic",
+        str(models / "critic"),
+        "--candidates",
+        "2",
+        "--save-candidates",
+        str(tmp_path / "all"),
+    ]
+    assert main(argv + TINY) == 0
+    wrote = capsys.readouterr().out.splitlines()[-1]
+    assert wrote == "wrote " + ", ".join(
+        str(path)
+        for path in (
+            tmp_path / "best.mp4",
+            tmp_path / "all/candidate_0.mp4",
+            tmp_path / "all/candidate_1.mp4",
+        )
+    )
 
 
 def test_console_script_offline_with_hub_ids(models, tmp_path):

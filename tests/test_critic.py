@@ -179,11 +179,17 @@ def test_top_token_mean_averages_the_largest_fraction_rounded_up():
         ({"window": 8, "context": 8}, "less than window"),
         ({"aggregate": "median"}, "aggregate"),
         ({"top_fraction": 0.0}, "top_fraction"),
+        ({"batch_size": 2.5}, "batch_size=2.5 must be an integer"),
     ],
 )
 def test_bad_critic_options(critic, options, message):
     with pytest.raises(ValueError, match=message):
         VJEPA2Critic(critic.model, **options)
+
+
+def test_a_clip_frame_rate_must_be_a_number(critic):
+    with pytest.raises(TypeError, match="fps must be a number of frames per second"):
+        critic.with_options(fps=8.0).score(np.zeros((8, 32, 32, 3), np.float32), fps="8")
 
 
 def test_critic_needs_a_vjepa2_model():

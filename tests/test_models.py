@@ -88,9 +88,31 @@ def test_torch_dtype_is_forwarded(saved):
     assert report.token_errors.dtype.name == "float32"
 
 
+@pytest.mark.parametrize("path", ["/no/such/critic", "./no-such-critic", "runs/no/such-critic"])
+def test_a_missing_directory_is_named_as_such(path):
+    with pytest.raises(ModelNotFoundError, match=f"the critic directory '{path}' does not exist"):
+        VJEPA2Critic.from_pretrained(path)
+    with pytest.raises(ModelNotFoundError, match="generator directory"):
+        HybridPipeline.from_pretrained(path, critic="toyworld")
+
+
+def test_dtype_and_device_are_checked_before_loading():
+    with pytest.raises(
+        TypeError, match="torch_dtype must be a torch.dtype such as torch.bfloat16, got 'float16'"
+    ):
+        HybridPipeline.from_pretrained("toyworld", torch_dtype="float16")
+    with pytest.raises(TypeError, match="critic_torch_dtype"):
+        HybridPipeline.from_pretrained("toyworld", critic_torch_dtype="bfloat16")
+    with pytest.raises(ValueError, match="device='gpu' is not a torch device"):
+        VJEPA2Critic.from_pretrained("toyworld", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            VJEPA2Critic.from_pretrained("toyworld", device="cuda")
+
+
 def test_unknown_hub_id_offline(saved, offline):
     with pytest.raises(
-        ModelNotFoundError, match="HF_HUB_OFFLINE=1 is set and it is not in the Hugging Face cache"
+        ModelNotFoundError, match=r"nor in the Hugging Face cache \(HF_HUB_OFFLINE=1 is set\)"
     ):
         VJEPA2Critic.from_pretrained("hybridgen-test/does-not-exist", cache_dir=str(saved["cache"]))
     with pytest.raises(ModelNotFoundError, match="video pipeline"):

@@ -106,6 +106,8 @@ def test_save_writes_the_chosen_clip(wan, tmp_path):
     assert np.abs(frames - out.video).mean() < 0.1
     paths = out.save_candidates(tmp_path / "all")
     assert [p.name for p in paths] == ["candidate_0.mp4", "candidate_1.mp4"]
+    with pytest.raises(ValueError, match="positive"):  # not silently the clips' own rate
+        out.save(tmp_path / "zero.mp4", fps=0)
     report = out.to_dict()
     assert report["best_index"] == out.best_index and len(report["candidates"]) == 2
 
@@ -143,6 +145,9 @@ def test_call_defaults_are_checked_and_used(critic):
         ("a ball", {"output_type": "pil"}, TypeError, "set by HybridPipeline"),
         ("a ball", {"generator": [torch.Generator()]}, TypeError, "one torch.Generator"),
         ("a ball", {"batch_size": 0}, ValueError, "batch_size"),
+        ("a ball", {"num_inference_steps": 0}, ValueError, "num_inference_steps must be an integer >= 1"),
+        ("a ball", {"num_frames": 16.5}, ValueError, "num_frames must be an integer >= 1"),
+        ("a ball", {"height": -32}, ValueError, "height must be an integer >= 1"),
     ],
 )
 def test_bad_input_gets_one_clear_error(wan, prompt, options, error, message):
@@ -150,9 +155,16 @@ def test_bad_input_gets_one_clear_error(wan, prompt, options, error, message):
         wan(prompt, show_progress=False, **options)
 
 
-def test_clip_too_short_for_the_critic(wan):
-    with pytest.raises(ValueError, match="needs at least 4"):
-        generate(wan, num_candidates=1, num_frames=1)
+def test_clip_too_short_for_the_critic_is_refused_before_generating(wan):
+    with pytest.raises(
+        ValueError, match="num_frames=3 is too short for the critic, which needs clips of at least 4"
+    ):
+        generate(wan, num_candidates=1, num_frames=3)
+
+
+def test_numpy_integers_are_integers(wan):
+    out = generate(wan, num_candidates=np.int64(2), num_inference_steps=np.int64(2))
+    assert len(out.candidates) == 2 and out.denoising_steps == 4
 
 
 def test_pipeline_must_speak_the_text_to_video_contract(critic):

@@ -141,6 +141,8 @@ def test_search_refuses_a_multistep_scheduler(critic):
 def test_search_options_are_checked(options, message):
     with pytest.raises(ValueError, match=message):
         SearchOptions(**options)
+    with pytest.raises(TypeError, match="checkpoints must be a tuple of fractions"):
+        SearchOptions(checkpoints=0.5)
 
 
 def test_strategy_options_must_match_the_strategy(pipes):

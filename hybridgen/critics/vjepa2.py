@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from transformers import VJEPA2Model
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.report import CriticReport
-from hybridgen.video import as_frames, resample_frames
+from hybridgen.video import as_frames, check_fps, resample_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -133,10 +134,10 @@ class VJEPA2Critic:
             raise ValueError(f"top_fraction={top_fraction} must be in (0, 1].")
         if direction not in DIRECTIONS:
             raise ValueError(f"direction={direction!r} is not one of {tuple(DIRECTIONS)}.")
-        if fps is not None and fps <= 0:
-            raise ValueError(f"fps={fps} must be positive.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be >= 1.")
+        if fps is not None:
+            check_fps(fps, "fps")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 (windows per forward pass).")
         self.window, self.context, self.stride = window, context, stride
         self.aggregate = aggregate
         self.top_fraction = top_fraction
@@ -205,8 +206,10 @@ class VJEPA2Critic:
         here override them. An `expected_error_head.safetensors` next to the weights is loaded too. Honours
         `HF_HUB_OFFLINE`; never runs remote code.
         """
-        from hybridgen.models import load_vjepa2
+        from hybridgen.models import check_device, check_torch_dtype, load_vjepa2
 
+        check_torch_dtype(torch_dtype)
+        device = check_device(device)
         model, settings = load_vjepa2(
             model_id,
             torch_dtype=torch_dtype,
@@ -280,6 +283,10 @@ class VJEPA2Critic:
         return next(self.model.parameters()).dtype
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> VJEPA2Critic:
+        from hybridgen.models import check_device, check_torch_dtype
+
+        check_torch_dtype(dtype, "dtype")
+        device = check_device(device)
         self.model.to(device=device, dtype=dtype)
         if self.expected_error_head is not None:
             self.expected_error_head.to(device=device)  # float32 whatever the model's dtype
@@ -459,8 +466,8 @@ class VJEPA2Critic:
         return np.concatenate([forward if d == "forward" else backward for d in self.directions])
 
     def _frame_indices(self, num_frames: int, fps: float | None) -> np.ndarray:
-        if fps is not None and fps <= 0:
-            raise ValueError(f"fps={fps} must be positive.")
+        if fps is not None:
+            check_fps(fps, "fps")
         if self.fps is None or fps is None or math.isclose(fps, self.fps):
             return np.arange(num_frames)
         return resample_frames(np.arange(num_frames), fps, self.fps)

@@ -10,6 +10,7 @@ out.save("best.mp4")
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import VJEPA2Critic
-from hybridgen.models import BUNDLED, load_call_defaults, load_video_pipeline
+from hybridgen.models import BUNDLED, check_device, check_torch_dtype, load_call_defaults, load_video_pipeline
 from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
@@ -70,13 +71,13 @@ class HybridOutput:
 
     def save(self, path: str | Path, fps: float | None = None) -> Path:
         """Write the chosen clip as H.264 MP4 (atomically), at `fps` or the clips' own frame rate."""
-        return write_video(self.video, path, fps=fps or self.fps)
+        return write_video(self.video, path, fps=self.fps if fps is None else fps)
 
     def save_candidates(self, directory: str | Path, fps: float | None = None) -> list[Path]:
         """Write every candidate as `candidate_<i>.mp4` in `directory`."""
         directory = Path(directory)
         return [
-            write_video(clip, directory / f"candidate_{i}.mp4", fps=fps or self.fps)
+            write_video(clip, directory / f"candidate_{i}.mp4", fps=self.fps if fps is None else fps)
             for i, clip in enumerate(self.candidates)
         ]
 
@@ -184,6 +185,9 @@ class HybridPipeline:
         defaults. `torch_dtype` applies to both models unless `critic_torch_dtype` is given; `revision` and
         `variant` apply to the video pipeline only.
         """
+        check_torch_dtype(torch_dtype)
+        check_torch_dtype(critic_torch_dtype, "critic_torch_dtype")
+        device = check_device(device)
         if critic is None:
             if str(generator_id) not in BUNDLED:
                 raise ValueError(
@@ -205,19 +209,38 @@ class HybridPipeline:
         return hybrid.to(device) if device is not None else hybrid
 
     def to(self, device: str | torch.device) -> HybridPipeline:
+        device = check_device(device)
         self.pipeline.to(device)
         self.critic.to(device)
         return self
 
     def check_inputs(
-        self, prompt, num_candidates, strategy, generator, batch_size, search, guidance, pipeline_kwargs
+        self,
+        prompt,
+        num_candidates,
+        strategy,
+        generator,
+        batch_size,
+        search,
+        guidance,
+        sizes,
+        pipeline_kwargs,
     ) -> None:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
         if not prompt.strip():
             raise ValueError("prompt is empty: describe the video to generate, e.g. 'a red ball bouncing'.")
-        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-            raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}.")
+        for name, value in {"num_candidates": num_candidates, "batch_size": batch_size, **sizes}.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, Integral) or value < 1
+            ):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        num_frames = sizes["num_frames"] or self.call_defaults.get("num_frames")
+        if num_frames is not None and num_frames < self.critic.min_frames:
+            raise ValueError(
+                f"num_frames={num_frames} is too short for the critic, which needs clips of at least "
+                f"{self.critic.min_frames} frames: ask for more (num_frames=, or --frames on the command line)."
+            )
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}.")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -225,8 +248,6 @@ class HybridPipeline:
                 f"generator must be one torch.Generator (hybridgen derives one per candidate), "
                 f"got {type(generator).__name__}."
             )
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         for name, options, kind in (
             ("search", search, SearchOptions),
             ("guidance", guidance, GuidanceOptions),
@@ -289,11 +310,12 @@ class HybridPipeline:
                 a name it does not accept is an error.
         """
         # 1. Check inputs
-        self.check_inputs(
-            prompt, num_candidates, strategy, generator, batch_size, search, guidance, pipeline_kwargs
-        )
         sizes = {"num_frames": num_frames, "height": height, "width": width}
         sizes["num_inference_steps"] = num_inference_steps
+        self.check_inputs(
+            prompt, num_candidates, strategy, generator, batch_size, search, guidance, sizes, pipeline_kwargs
+        )
+        num_candidates = int(num_candidates)
         call_kwargs = dict(self.call_defaults)
         call_kwargs.update({name: value for name, value in sizes.items() if value is not None})
         call_kwargs.update(pipeline_kwargs)
@@ -327,7 +349,7 @@ class HybridPipeline:
         if candidates[0].shape[0] < self.critic.min_frames:
             raise ValueError(
                 f"the video pipeline made {candidates[0].shape[0]}-frame clips; the critic needs at least "
-                f"{self.critic.min_frames}. Ask for more frames with num_frames=."
+                f"{self.critic.min_frames}: ask for more frames (num_frames=, or --frames on the command line)."
             )
 
         # 4. Score them

@@ -42,6 +42,11 @@ class SearchOptions:
     temperature: float | None = None
 
     def __post_init__(self):
+        if not isinstance(self.checkpoints, (tuple, list)):
+            raise TypeError(
+                f"checkpoints must be a tuple of fractions of the schedule, e.g. (0.25, 0.5), "
+                f"got {self.checkpoints!r}."
+            )
         points = tuple(self.checkpoints)
         if not points or any(not 0 < c < 1 for c in points) or list(points) != sorted(set(points)):
             raise ValueError(

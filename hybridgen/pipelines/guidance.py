@@ -41,8 +41,9 @@ class GuidanceOptions:
             score by default). "critic": the critic's own scoring options, e.g. top tokens and worst window for
             `critic.with_options(top_fraction=0.02, aggregate="max")`.
 
-    The defaults are the setting measured on the toy world (`BENCHMARKS.md`): -30% and -32% ground-truth physics
-    error against the same seeds unguided, on two sets of 16 prompt x seed groups.
+    The defaults were fixed on the toy world before they were measured there (`BENCHMARKS.md`): with the bundled
+    critic, -57% and -58% ground-truth physics error against the same seeds unguided, on two sets of 16 prompt x
+    seed groups.
     """
 
     scale: float = 0.05

@@ -189,19 +189,33 @@ def test_toyworld_critic_skip_critics_scores_the_baselines_on_the_same_pairs(tmp
     assert pixels["vanish"]["accuracy"] < 0.5 and pixels["freeze"]["accuracy"] < 0.5
 
 
-def test_toyworld_critic_skip_untrained_scores_the_trained_critic_under_the_violation_scoring(tmp_path):
+def save_tiny_calibrated_critic(directory):
+    """A tiny critic with an (unfitted) expected-error head, saved to `directory`: what the benchmark loads."""
     from hybridgen import VJEPA2Critic
     from hybridgen.critics.error_head import ExpectedErrorHead
     from hybridgen.testing import tiny_vjepa2_model
-    from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 
     model = tiny_vjepa2_model(seed=0)
     critic = VJEPA2Critic(model, window=8, context=4, direction="both")
     critic.with_options(expected_error_head=ExpectedErrorHead(model.config.hidden_size)).save_pretrained(
-        tmp_path / "critic"
+        directory
     )
+    return directory
+
+
+def test_toyworld_critic_skip_untrained_scores_the_trained_critic_under_the_violation_scoring(tmp_path):
+    from hybridgen.toyworld.evaluation import VIOLATION_SCORING
+
     output = tmp_path / "results.json"
-    argv = ["--critic", str(tmp_path / "critic"), "--skip-untrained", "--pairs", "2", "--kinds", "vanish"]
+    argv = [
+        "--critic",
+        str(save_tiny_calibrated_critic(tmp_path / "critic")),
+        "--skip-untrained",
+        "--pairs",
+        "2",
+        "--kinds",
+        "vanish",
+    ]
     result = run_script("toyworld_critic.py", [*argv, "--json", str(output)])
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
@@ -215,17 +229,14 @@ def test_toyworld_critic_skip_untrained_scores_the_trained_critic_under_the_viol
 
 
 def test_toyworld_critic_skip_trained_scores_only_an_untrained_critic_of_the_same_shape(tmp_path):
-    from hybridgen import VJEPA2Critic
-    from hybridgen.critics.error_head import ExpectedErrorHead
-    from hybridgen.testing import tiny_vjepa2_model
-
-    model = tiny_vjepa2_model(seed=0)
-    critic = VJEPA2Critic(model, window=8, context=4, direction="both")
-    critic.with_options(expected_error_head=ExpectedErrorHead(model.config.hidden_size)).save_pretrained(
-        tmp_path / "critic"
-    )
     output = tmp_path / "results.json"
-    argv = ["--critic", str(tmp_path / "critic"), "--skip-trained", "--calibration-steps", "2"]
+    argv = [
+        "--critic",
+        str(save_tiny_calibrated_critic(tmp_path / "critic")),
+        "--skip-trained",
+        "--calibration-steps",
+        "2",
+    ]
     result = run_script(
         "toyworld_critic.py", [*argv, "--pairs", "2", "--kinds", "vanish", "--json", str(output)]
     )

@@ -216,13 +216,10 @@ def run_score(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from hybridgen import VJEPA2Critic
-    from hybridgen.video import PNG_SUFFIXES, check_output_path, read_video
+    from hybridgen.video import PNG_SUFFIXES, check_output_path, check_video_file, read_video
 
-    for path in args.videos:
-        if not path.exists():
-            raise FileNotFoundError(f"video file not found: {path}")
-        if not path.is_file():
-            raise IsADirectoryError(f"expected a video file but got a directory: {path}")
+    for path in args.videos:  # before the critic loads
+        check_video_file(path)
     if args.plot is not None:
         check_output_path(args.plot, PNG_SUFFIXES)
     critic = VJEPA2Critic.from_pretrained(

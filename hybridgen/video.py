@@ -197,7 +197,7 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
     """
     import av  # deferred: PyAV loads the ffmpeg libraries
 
-    path = _existing_file(path)
+    path = check_video_file(path)
     if fps is not None:
         check_fps(fps, "fps")
     try:
@@ -218,8 +218,9 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
     return resample_frames(clip, source_fps, fps), float(fps)
 
 
-def _existing_file(path: str | os.PathLike[str]) -> pathlib.Path:
-    """Return ``path`` as a Path after checking it names an existing regular file."""
+def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
+    """Return ``path`` as a Path after checking it names an existing file, not a directory (``read_video`` calls
+    it; callers about to load a model first can call it up front)."""
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"video file not found: {path}")

@@ -2,7 +2,8 @@
 
 hybridgen generate "a red ball bouncing" -o best.mp4 --candidates 4      # the bundled toy world, offline
 hybridgen generate "a ball rolls off a table" -o best.mp4 --generator ID --critic ID
-hybridgen score clip1.mp4 clip2.mp4 --critic ID --json --plot curves.png
+hybridgen score clip1.mp4 clip2.mp4 --json --plot curves.png           # the bundled critic
+hybridgen score clip1.mp4 clip2.mp4 --critic ID
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
     score.add_argument("videos", nargs="+", type=Path, help="video files")
-    score.add_argument("--critic", required=True, help="V-JEPA 2 model: Hub id or local directory")
+    score.add_argument(
+        "--critic",
+        default="toyworld",
+        help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the bundled toy-world critic)",
+    )
     score.add_argument("--json", action="store_true", help="print the reports as JSON")
     score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
     score.add_argument(

@@ -64,6 +64,8 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
     path = write_video(make_clip(0)[0], tmp_path / "clip.mp4", fps=8)
     assert main(["score", str(path), "--critic", "toyworld", "--quiet", "--device", "cpu", "--json"]) == 0
     (default,) = json.loads(capsys.readouterr().out)
+    assert main(["score", str(path), "--quiet", "--json"]) == 0  # no --critic: the bundled one
+    assert json.loads(capsys.readouterr().out) == [default]
     assert (default["aggregate"], default["token_reduce"]) == ("mean", "mean")  # the bundled default
     argv = [
         "score",

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of videos"
     )
     train.add_argument(
-        "--init", help="start from this V-JEPA 2 checkpoint (Hub id or directory); default: random"
+        "--init",
+        help="start from this V-JEPA 2 checkpoint (Hub id, directory or 'toyworld'); default: random",
     )
     train.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     train.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")

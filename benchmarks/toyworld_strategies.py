@@ -29,7 +29,8 @@ import transformers
 
 from hybridgen import HybridPipeline
 from hybridgen.pipelines.guidance import GuidanceOptions
-from hybridgen.pipelines.search import SearchOptions, call_value
+from hybridgen.pipelines.rerank import call_value
+from hybridgen.pipelines.search import SearchOptions
 from hybridgen.toyworld import physics_error
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS
 from hybridgen.toyworld.selection import best_of_n_table

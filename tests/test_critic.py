@@ -153,6 +153,20 @@ def test_differentiable_surprise_matches_score_and_has_gradients(critic):
     assert video.grad is not None and video.grad.abs().sum() > 0
     batched = critic.surprise(torch.stack([video.detach(), video.detach()]))
     assert batched.shape == (2,)
+    with pytest.raises(ValueError, match="divide uint8 by 255"):
+        critic.surprise((video.detach() * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"frames in \[0, 1\], got values in"):
+        critic.surprise(video.detach() * 2)
+
+
+def test_differentiable_surprise_resamples_to_the_critics_fps_as_score_does():
+    critic = VJEPA2Critic(tiny_vjepa2_model(seed=0), fps=8)
+    clip = random_clip(32)
+    video = torch.from_numpy(clip).permute(0, 3, 1, 2)
+    at_16 = critic.score(clip, fps=16).surprise
+    assert at_16 != pytest.approx(critic.score(clip).surprise, rel=1e-3)  # resampling changes the clip
+    assert critic.surprise(video, fps=16).item() == pytest.approx(at_16, rel=1e-5)
+    assert critic.surprise(video[None], fps=16)[0].item() == pytest.approx(at_16, rel=1e-5)
 
 
 def test_top_fraction_focuses_on_the_worst_tokens(critic):
@@ -292,5 +306,6 @@ def test_shifted_views_average_their_token_errors_with_the_plain_view(critic):
 def test_bad_shifts_get_one_clear_error(critic, shifts, message):
     with pytest.raises(ValueError, match=message):
         critic.with_options(shifts=shifts)
-    with pytest.raises(ValueError, match="1 to"):
-        critic.with_options(shifts=[(0, critic.crop_size)])
+    with pytest.raises(ValueError, match="less than a patch"):  # errors are averaged at the same token
+        critic.with_options(shifts=[(0, critic.patch_size)])
+    critic.with_options(shifts=[(0, critic.patch_size - 1), (1 - critic.patch_size, 0)])

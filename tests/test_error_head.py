@@ -102,6 +102,8 @@ def test_save_and_load_keep_the_head_and_the_option(critic, fitted, tmp_path):
     assert loaded.score(clip(2)).surprise == pytest.approx(relative.score(clip(2)).surprise, rel=1e-5)
     raw = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"), relative=False)
     assert raw.score(clip(2)).surprise == pytest.approx(critic.score(clip(2)).surprise, rel=1e-5)
+    critic.save_pretrained(tmp_path / "critic")  # over it, without a head: the old head goes
+    assert VJEPA2Critic.from_pretrained(str(tmp_path / "critic")).expected_error_head is None
     save_file({"weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not an expected-error head"):
         ExpectedErrorHead.load(tmp_path / "other.safetensors")

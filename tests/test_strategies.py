@@ -3,14 +3,20 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
+from diffusers import CogVideoXDPMScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler
 
 from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.pipelines.denoising import predict_clean_latents, recording_clean_latents, timestep_window
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import decode_latents
 from hybridgen.pipelines.search import SearchOptions
-from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model, tiny_wan_pipeline
+from hybridgen.testing import (
+    TINY_CALL_KWARGS,
+    tiny_cogvideox_pipeline,
+    tiny_pipeline,
+    tiny_vjepa2_model,
+    tiny_wan_pipeline,
+)
 
 FAMILIES = ("wan", "ltx", "cogvideox")
 STEPS = 8
@@ -201,10 +207,11 @@ def test_guidance_objective_mean_rescores_with_the_same_model(pipes):
 
 def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
     pipe = HybridPipeline(tiny_wan_pipeline(scheduler="unipc"), critic)
-    seen = []
+    seen, corrector_state = [], {}
 
     def callback(pipeline, step, timestep, callback_kwargs):
         seen.append(step)
+        corrector_state[step] = pipeline.scheduler.last_sample is None
         return {}
 
     out = run(
@@ -217,6 +224,45 @@ def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
     )
     assert seen == list(range(STEPS))
     assert [entry["step"] for entry in out.guidance_history] == [2, 4, 6]
+    # after a push UniPC's corrector is switched off for one step (it would rebuild the unpushed sample)
+    assert [step for step, cleared in corrector_state.items() if cleared] == [2, 4, 6]
+
+
+def test_a_push_survives_a_predictor_corrector_step_only_without_its_corrector():
+    """Why guidance clears `last_sample`: UniPC's corrector recomputes the current sample from the previous one, so
+    a push made between steps mostly vanishes; with the corrector skipped for that step it stays."""
+    scheduler = tiny_wan_pipeline(scheduler="unipc").scheduler
+    push = 0.5
+
+    def sample_after_three_steps(pushed: bool, clear: bool) -> torch.Tensor:
+        scheduler.set_timesteps(8)
+        sample = torch.ones(1, 4)
+        for step, timestep in enumerate(scheduler.timesteps[:3]):
+            model_output = -0.3 * torch.ones_like(sample)  # the same model output with or without the push
+            sample = scheduler.step(model_output, timestep, sample).prev_sample
+            if step == 1 and pushed:
+                sample = sample - push
+                if clear:
+                    scheduler.last_sample = None
+        return sample
+
+    plain = sample_after_three_steps(pushed=False, clear=False)
+    for clear, low, high in ((True, 0.9, 1.1), (False, -0.5, 0.5)):
+        kept = float((plain - sample_after_three_steps(pushed=True, clear=clear)).mean()) / push
+        assert low < kept < high, (clear, kept)
+
+
+def test_guidance_with_cogvideox_dpm_scheduler(critic):
+    """CogVideoX-5b's scheduler steps as (model_output, old_pred_original_sample, t, t_back, sample): x̂0 is
+    recorded from the right arguments and guidance runs; the hooks leave the scheduler as they found it."""
+    pipeline = tiny_cogvideox_pipeline()
+    pipeline.scheduler = CogVideoXDPMScheduler.from_config(pipeline.scheduler.config)
+    own_step = pipeline.scheduler.step  # a caller's override on the instance, kept
+    pipeline.scheduler.step = own_step
+    out = run(HybridPipeline(pipeline, critic), "cogvideox", num_candidates=1, strategy="guidance")
+    assert [entry["step"] for entry in out.guidance_history] == [0, 2, 4, 6]
+    assert np.isfinite(out.video).all()
+    assert vars(pipeline.scheduler)["step"] is own_step
 
 
 @pytest.mark.parametrize(

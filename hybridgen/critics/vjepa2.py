@@ -28,7 +28,7 @@ from transformers import VJEPA2Model
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.report import CriticReport
-from hybridgen.video import as_frames, check_fps, resample_frames
+from hybridgen.video import RANGE_TOLERANCE, as_frames, check_fps, resample_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -74,8 +74,8 @@ class VJEPA2Critic:
             uncovered border repeats the edge), whose per-token errors are averaged with the plain view's at the
             same token indices. Half a patch, e.g. `[(0, 4), (4, 0), (4, 4)]` at patch size 8, shows the predictor
             every object at another phase of the token grid, which steadies errors that hinge on where an object
-            sits within its patch (a ball a few pixels behind where it should be). Each shift costs one more
-            scoring pass (with `mirror`, two).
+            sits within its patch (a ball a few pixels behind where it should be). Each shift is less than a
+            patch and costs one more scoring pass (with `mirror`, two).
         relative: divide each token's error by the error `expected_error_head` expects there, so surprise is
             in units of "usual error" (1 = as predictable as plausible clips are) instead of feature L1.
         expected_error_head: an `ExpectedErrorHead` fitted to this model (`hybridgen calibrate-critic`);
@@ -146,7 +146,7 @@ class VJEPA2Critic:
         if not isinstance(mirror, bool):
             raise ValueError(f"mirror={mirror!r} must be True or False.")
         self.mirror = mirror
-        self.shifts = _check_shifts(shifts, self.crop_size)
+        self.shifts = _check_shifts(shifts, self.patch_size)
         if expected_error_head is not None:
             if not isinstance(expected_error_head, ExpectedErrorHead):
                 raise TypeError(
@@ -272,6 +272,8 @@ class VJEPA2Critic:
         write_json_atomic(self.scoring_config(), directory / CRITIC_CONFIG_FILE)
         if self.expected_error_head is not None:
             self.expected_error_head.save(directory / ERROR_HEAD_FILE)
+        else:  # a head left by an earlier save would be loaded with this model
+            (directory / ERROR_HEAD_FILE).unlink(missing_ok=True)
         return directory
 
     @property
@@ -324,18 +326,29 @@ class VJEPA2Critic:
             outputs = self.window_outputs(clips)
         return [self._report(out, idx) for out, idx in zip(outputs, frame_indices)]
 
-    def surprise(self, video: torch.Tensor) -> torch.Tensor:
-        """Differentiable clip surprise, for guidance.
+    def surprise(self, video: torch.Tensor, *, fps: float | None = None) -> torch.Tensor:
+        """Differentiable clip surprise, for guidance; the same number `score` gives the clip.
 
         Args:
             video: `(T, 3, H, W)` or `(B, T, 3, H, W)` float tensor in [0, 1], may require grad.
+            fps: the clip's frame rate; used only when the critic was given a target `fps` (frames are then
+                picked as `score` picks them).
         Returns:
             a scalar tensor, or `(B,)` for a batch, with gradients flowing to `video`.
         """
         if not isinstance(video, torch.Tensor) or video.ndim not in (4, 5) or video.shape[-3] != 3:
             shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
             raise ValueError(f"surprise() needs a (T, 3, H, W) or (B, T, 3, H, W) float tensor, got {shape}.")
+        if not video.is_floating_point():
+            raise ValueError(
+                f"surprise() needs float frames in [0, 1], got {video.dtype} (divide uint8 by 255)."
+            )
+        low, high = float(video.detach().min()), float(video.detach().max())
+        if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):  # NaN fails too
+            raise ValueError(f"surprise() needs frames in [0, 1], got values in [{low:.3g}, {high:.3g}].")
         batched = video.ndim == 5
+        indices = torch.from_numpy(self._frame_indices(video.shape[-4], fps)).to(video.device)
+        video = video.index_select(-4, indices)  # the frames `score` would keep; differentiable
         outputs = self.window_outputs(list(video if batched else video.unsqueeze(0)))
         scores = torch.stack([self._reduce_windows(out.token_errors) for out in outputs])
         return scores if batched else scores[0]
@@ -574,7 +587,7 @@ def translate(windows: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return moved.unflatten(0, windows.shape[:2])
 
 
-def _check_shifts(shifts, crop_size: int) -> tuple[tuple[int, int], ...]:
+def _check_shifts(shifts, patch_size: int) -> tuple[tuple[int, int], ...]:
     """`shifts` as a tuple of `(dy, dx)` int pairs, or one error naming what is wrong."""
     if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence):
         raise ValueError(
@@ -590,10 +603,11 @@ def _check_shifts(shifts, crop_size: int) -> tuple[tuple[int, int], ...]:
         ):
             raise ValueError(f"shifts: {shift!r} is not a (dy, dx) pair of whole pixels.")
         dy, dx = int(shift[0]), int(shift[1])
-        if (dy, dx) == (0, 0) or max(abs(dy), abs(dx)) >= crop_size:
+        if (dy, dx) == (0, 0) or max(abs(dy), abs(dx)) >= patch_size:
             raise ValueError(
-                f"shifts: ({dy}, {dx}) must move the frame by 1 to {crop_size - 1} pixels (the plain view is "
-                "always scored; list only the extra views)."
+                f"shifts: ({dy}, {dx}) must move the frame by 1 to {patch_size - 1} pixels, less than a patch "
+                "(the views' errors are averaged at the same token; the plain view is always scored, list only "
+                "the extra views)."
             )
         checked.append((dy, dx))
     if len(set(checked)) != len(checked):

@@ -13,7 +13,8 @@ for the length of one call (the class is untouched, and the override is removed 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -74,23 +75,40 @@ class CleanLatents:
 
 
 @contextmanager
+def overriding(scheduler, name: str, method: Callable) -> Iterator[None]:
+    """Within the block, `scheduler.<name>` is `method` on this instance only; afterwards whatever was there
+    before (the class's method, or an override of the caller's) is back."""
+    previous = vars(scheduler).get(name)
+    setattr(scheduler, name, method)
+    try:
+        yield
+    finally:
+        if previous is None:
+            delattr(scheduler, name)  # the class's method again
+        else:
+            setattr(scheduler, name, previous)
+
+
+@contextmanager
 def recording_clean_latents(scheduler) -> Iterator[CleanLatents]:
     """Within the block, every `scheduler.step` also stores x̂0 of its input in the yielded `CleanLatents`."""
     prediction_kind(scheduler)  # refuse unsupported schedulers before the call starts
     record = CleanLatents()
     original = scheduler.step
+    # bound by name: most schedulers take (model_output, timestep, sample, ...), CogVideoXDPMScheduler
+    # (model_output, old_pred_original_sample, timestep, timestep_back, sample, ...)
+    signature = inspect.signature(original)
 
     @functools.wraps(original)
-    def step(model_output, timestep, sample, *args, **kwargs):
-        record.latents = predict_clean_latents(scheduler, model_output, timestep, sample).detach()
+    def step(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs).arguments
+        x0 = predict_clean_latents(scheduler, bound["model_output"], bound["timestep"], bound["sample"])
+        record.latents = x0.detach()
         record.step += 1
-        return original(model_output, timestep, sample, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    scheduler.step = step
-    try:
+    with overriding(scheduler, "step", step):
         yield record
-    finally:
-        del scheduler.step  # the class's method again
 
 
 def check_stateless(scheduler, purpose: str) -> None:
@@ -127,8 +145,5 @@ def timestep_window(scheduler, start: int, stop: int) -> Iterator[None]:
             scheduler.sigmas = sigmas[start : stop + 1]
         scheduler.timesteps = scheduler.timesteps[start:stop]
 
-    scheduler.set_timesteps = set_timesteps
-    try:
+    with overriding(scheduler, "set_timesteps", set_timesteps):
         yield
-    finally:
-        del scheduler.set_timesteps

@@ -7,6 +7,11 @@ At a guided step i, after the scheduler's step (so after classifier-free guidanc
     g       = ∂ surprise(frames) / ∂ x̂0                # same layout as the latents; surprise as `objective`
     latents = latents − scale · g / rms(g)              # per video: a step of RMS `scale` in latent units
 
+Predictor-corrector schedulers (UniPC, Wan's Hub default; SA-Solver) would rebuild the pushed latents from the
+sample before the step and so undo the push: their corrector is skipped on the step after a push (their
+`last_sample` cleared, as at the start of a schedule). The surprise is taken at the critic's frame rate, as
+reranking takes it.
+
 x̂0 is treated as moving one-for-one with the latents (the denoiser's Jacobian is not backpropagated through,
 which keeps the cost at one decode and one critic pass per guided video). Memory stays bounded by one video's
 decoder graph, whatever the batch.
@@ -83,12 +88,13 @@ class PhysicsGuidance:
         *,
         num_steps: int,
         sizes: dict,
+        fps: float | None = None,
         user_callback: Callable | None = None,
     ):
         if options.objective == "mean":  # the same model, scored by the mean over all tokens and windows
             critic = critic.with_options(top_fraction=None, aggregate="mean")
         self.pipeline, self.critic, self.record, self.options = pipeline, critic, record, options
-        self.num_steps, self.sizes, self.user_callback = num_steps, sizes, user_callback
+        self.num_steps, self.sizes, self.fps, self.user_callback = num_steps, sizes, fps, user_callback
         self.surprises: list[dict] = []
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
@@ -97,6 +103,8 @@ class PhysicsGuidance:
             latents = callback_kwargs["latents"]
             push, surprise = self.push(self.record.latents)
             outputs["latents"] = latents - push.to(latents)
+            if getattr(pipe.scheduler, "last_sample", None) is not None:
+                pipe.scheduler.last_sample = None  # no corrector on the next step: it would undo the push
             self.surprises.append({"step": step, "surprise": surprise})
         if self.user_callback is not None:
             user_kwargs = dict(callback_kwargs, **outputs)
@@ -110,7 +118,7 @@ class PhysicsGuidance:
             x0 = clean[k : k + 1].detach().float().requires_grad_(True)
             with torch.enable_grad():
                 frames = decode_latents(self.pipeline, x0, **self.sizes)  # (1, F, 3, H, W)
-                surprise = self.critic.surprise(frames)[0]
+                surprise = self.critic.surprise(frames, fps=self.fps)[0]
                 (gradient,) = torch.autograd.grad(surprise, x0)
             rms = gradient.pow(2).mean().sqrt()
             pushes.append(self.options.scale * gradient / rms if rms > 0 else torch.zeros_like(gradient))

@@ -22,8 +22,8 @@ from hybridgen.models import BUNDLED, check_device, check_torch_dtype, load_call
 from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
-from hybridgen.pipelines.rerank import call_parameters, generate_candidates
-from hybridgen.pipelines.search import SearchOptions, call_value, pixel_sizes, search_candidates
+from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates
+from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
 from hybridgen.video import write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
@@ -377,6 +377,12 @@ class HybridPipeline:
         call_kwargs = dict(call_kwargs)
         sizes = pixel_sizes(self.pipeline, call_kwargs)
         num_steps = int(call_value(self.pipeline, call_kwargs, "num_inference_steps"))
+        tensor_inputs = call_kwargs.get("callback_on_step_end_tensor_inputs")
+        if tensor_inputs is not None and "latents" not in tensor_inputs:
+            call_kwargs["callback_on_step_end_tensor_inputs"] = [
+                *tensor_inputs,
+                "latents",
+            ]  # guidance pushes them
         with recording_clean_latents(self.pipeline.scheduler) as record:
             guide = PhysicsGuidance(
                 self.pipeline,
@@ -385,6 +391,7 @@ class HybridPipeline:
                 options,
                 num_steps=num_steps,
                 sizes=sizes,
+                fps=self.fps,
                 user_callback=call_kwargs.pop("callback_on_step_end", None),
             )
             call_kwargs["callback_on_step_end"] = guide

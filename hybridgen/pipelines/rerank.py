@@ -26,6 +26,16 @@ def call_parameters(pipeline) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(pipeline.__call__).parameters)
 
 
+def call_value(pipeline, call_kwargs: dict, name: str):
+    """An argument of the pipeline call: the caller's value, else the `__call__` default."""
+    if name in call_kwargs:
+        return call_kwargs[name]
+    default = call_parameters(pipeline)[name].default
+    if default is None or default is call_parameters(pipeline)[name].empty:
+        raise ValueError(f"{type(pipeline).__name__} has no default {name}; pass {name}= explicitly.")
+    return default
+
+
 def max_batch(pipeline) -> int | None:
     """How many videos one call may make: None if unbounded, 1 if the pipeline forces one per prompt."""
     name = type(pipeline).__name__
@@ -113,7 +123,9 @@ def generate_candidates(
             counter.videos_in_call = len(chunk)
             kwargs["callback_on_step_end"] = counter
         else:
-            steps_without_callback += len(chunk) * int(call_kwargs.get("num_inference_steps", 0))
+            steps_without_callback += len(chunk) * int(
+                call_value(pipeline, call_kwargs, "num_inference_steps")
+            )
         with progress_bars(pipeline, show_progress):
             frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1], or (b, ...) latents
         if len(frames) != len(chunk):

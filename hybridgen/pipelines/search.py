@@ -22,7 +22,7 @@ import torch
 from hybridgen.critics.vjepa2 import VJEPA2Critic
 from hybridgen.pipelines.denoising import check_stateless, recording_clean_latents, timestep_window
 from hybridgen.pipelines.latents import decode_latents, pipeline_family
-from hybridgen.pipelines.rerank import call_parameters, generate_candidates, max_batch
+from hybridgen.pipelines.rerank import call_value, generate_candidates, max_batch
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,6 @@ class SearchOptions:
         return [p for p in points if 0 < p < num_steps] + [num_steps]
 
 
-def call_value(pipeline, call_kwargs: dict, name: str):
-    """An argument of the pipeline call: the caller's value, else the `__call__` default."""
-    if name in call_kwargs:
-        return call_kwargs[name]
-    default = call_parameters(pipeline)[name].default
-    if default is None or default is call_parameters(pipeline)[name].empty:
-        raise ValueError(f"{type(pipeline).__name__} has no default {name}; pass {name}= explicitly.")
-    return default
-
-
 def pixel_sizes(pipeline, call_kwargs: dict) -> dict[str, int]:
     """`num_frames`, `height`, `width` of the call (caller's or `__call__` defaults), for `decode_latents`."""
     return {name: int(call_value(pipeline, call_kwargs, name)) for name in ("num_frames", "height", "width")}
@@ -86,7 +76,9 @@ def select_survivors(
         return np.sort(np.argsort(surprise, kind="stable")[:keep])
     z = (surprise - surprise.mean()) / (surprise.std() + 1e-12)
     weights = torch.from_numpy(np.exp(-temperature * (z - z.min())))
-    return np.sort(torch.multinomial(weights, keep, replacement=False, generator=generator).numpy())
+    device = generator.device if generator is not None else "cpu"  # a CUDA generator draws on its device
+    drawn = torch.multinomial(weights.to(device), keep, replacement=False, generator=generator)
+    return np.sort(drawn.cpu().numpy())
 
 
 def search_candidates(

@@ -11,6 +11,7 @@ from hybridgen import VJEPA2Critic
 from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.toyworld.bundle import critic_card
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING
+from hybridgen.training.checkpoints import recover_directory, replacing_directory
 from hybridgen.training.critic import (
     CollapseError,
     CriticTrainer,
@@ -97,6 +98,55 @@ def test_resume_continues_from_the_checkpoint(clips, tmp_path):
     assert fresh.history[-1]["step"] == 6
 
 
+def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
+    """A new process (new model, new pool) resumes at the checkpoint and ends with the same weights; the steps
+    logged after the checkpoint and lost are logged once."""
+
+    def trainer():
+        clips = ToyWorldClips(pool_size=12, refresh=2, size=32, seed=5)
+        config = CriticTrainingConfig(
+            steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, scoring=SCORING
+        )
+        return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+
+    straight = trainer()
+    straight.fit(tmp_path / "straight", show_progress=False)
+    interrupted = trainer()
+    train_step = interrupted.train_step
+
+    def step_until_three():
+        if interrupted.step == 3:
+            raise KeyboardInterrupt
+        return train_step()
+
+    interrupted.train_step = step_until_three
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(tmp_path / "run", show_progress=False)
+    resumed = trainer()
+    resumed.fit(tmp_path / "run", show_progress=False)
+    for name, weight in straight.model.state_dict().items():
+        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+    log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3, 4]
+    assert [row["loss"] for row in log] == [row["loss"] for row in straight.history]
+
+
+def test_a_checkpoint_swap_cut_off_between_its_renames_is_recovered(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    for step in (1, 2):
+        with replacing_directory(checkpoint) as folder:
+            (folder / "step").write_text(str(step))
+    # a crash after the old folder was moved aside, before the new one took its place
+    checkpoint.rename(tmp_path / "checkpoint.old")
+    with replacing_directory(tmp_path / "new") as folder:
+        (folder / "step").write_text("3")
+    (tmp_path / "new").rename(tmp_path / "checkpoint.tmp")
+    assert (recover_directory(checkpoint) / "step").read_text() == "3"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint"]
+    checkpoint.rename(tmp_path / "checkpoint.old")  # only the old one left: it comes back
+    assert (recover_directory(checkpoint) / "step").read_text() == "3"
+
+
 def test_collapse_is_detected_and_stops_training(clips, tmp_path):
     trainer = make_trainer(clips, collapse_threshold=10.0, collapse_patience=3)
     with pytest.warns(UserWarning, match="collapsed"), pytest.raises(CollapseError):
@@ -162,3 +212,25 @@ def test_render_workers_give_the_same_batches_every_run():
         parallel.close()
     with pytest.raises(ValueError, match="workers=-1"):
         ToyWorldClips(pool_size=2, workers=-1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_clip_pool_is_carried_across_a_resume(workers):
+    def pool():
+        return ToyWorldClips(pool_size=6, refresh=2, num_frames=8, size=32, seed=3, workers=workers)
+
+    straight, first = pool(), pool()
+    second = None
+    try:
+        one, other = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        for _ in range(2):
+            straight(one, 4, 8), first(other, 4, 8)
+        second = pool()  # a new process's pool, from the same seed
+        second.load_state_dict(first.state_dict())
+        assert second.next_seed == straight.next_seed == 3 + 6 + 2 * 2
+        assert np.array_equal(second.slot_seeds, first.slot_seeds)
+        assert torch.equal(straight(one, 4, 8), second(other, 4, 8))
+    finally:
+        for clips in (straight, first, second):
+            if clips is not None:
+                clips.close()

@@ -1,7 +1,8 @@
-"""Checkpoint helpers: replace a directory atomically; record the machine a run trained on."""
+"""Checkpoint helpers: replace a directory atomically; restore a run's log; record the machine it trained on."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,10 +16,12 @@ import torch
 def replacing_directory(directory: str | Path) -> Iterator[Path]:
     """Yield an empty sibling temp folder; on success it replaces `directory`, on error it is removed.
 
-    A reader never sees a half-written directory: until the swap the old one is complete, after it the new one.
+    A reader never sees a half-written directory: the old one is moved aside (`NAME.old`) only once the new one
+    is complete (`NAME.tmp`), and removed only once the new one is in place. A crash between the two renames
+    leaves both complete folders, which `recover_directory` puts back together.
     """
-    directory = Path(directory)
-    temporary = directory.with_name(directory.name + ".tmp")
+    directory = recover_directory(directory)
+    temporary, old = _siblings(directory)
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     try:
@@ -26,8 +29,35 @@ def replacing_directory(directory: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    shutil.rmtree(directory, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
     temporary.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_directory(directory: str | Path) -> Path:
+    """`directory`, restored if a `replacing_directory` swap was cut off between its two renames: then the new
+    folder (`NAME.tmp`, complete by then) takes its place, or failing that the old one (`NAME.old`)."""
+    directory = Path(directory)
+    temporary, old = _siblings(directory)
+    if not directory.exists() and old.exists():
+        (temporary if temporary.exists() else old).rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def _siblings(directory: Path) -> tuple[Path, Path]:
+    return directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
+
+
+def restore_log(log_path: Path, history: list[dict]) -> None:
+    """Rewrite a run's per-step log (JSON lines) as `history`, the records its checkpoint holds: the steps a
+    resumed run does again (logged after the checkpoint, then lost) are not listed twice, and a run started
+    afresh starts an empty log."""
+    from hybridgen.video import atomic_write_path
+
+    with atomic_write_path(log_path) as temporary:
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
 
 
 def training_machine(device: str | torch.device = "cpu") -> dict:

@@ -38,7 +38,12 @@ from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
-from hybridgen.training.checkpoints import replacing_directory, training_machine
+from hybridgen.training.checkpoints import (
+    recover_directory,
+    replacing_directory,
+    restore_log,
+    training_machine,
+)
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -189,6 +194,7 @@ class CriticTrainer:
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.low_spread_steps = 0  # consecutive steps with the target spread under the collapse threshold
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ one step
@@ -253,10 +259,13 @@ class CriticTrainer:
                 "step": self.step,
                 "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(),
+                "low_spread_steps": self.low_spread_steps,
                 "history": self.history,
                 "config": asdict(self.config),
                 "machine": training_machine(self.device),
             }
+            if hasattr(self.sample_clips, "state_dict"):  # e.g. the toy world's pool of rendered clips
+                state["clips"] = self.sample_clips.state_dict()
             torch.save(state, temporary / "trainer_state.pt")
 
     def load_checkpoint(self, directory: Path) -> None:
@@ -267,7 +276,10 @@ class CriticTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.step = state["step"]
+        self.low_spread_steps = state.get("low_spread_steps", 0)
         self.history = state["history"]
+        if "clips" in state and hasattr(self.sample_clips, "load_state_dict"):
+            self.sample_clips.load_state_dict(state["clips"])
 
     # ------------------------------------------------------------------ the loop
     def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> VJEPA2Critic:
@@ -278,19 +290,18 @@ class CriticTrainer:
         checkpoint) if the embeddings collapse.
         """
         output_dir = Path(output_dir)
-        checkpoint = output_dir / "checkpoint"
+        checkpoint = recover_directory(output_dir / "checkpoint")
         if resume and (checkpoint / "trainer_state.pt").is_file():
             self.load_checkpoint(checkpoint)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "training_log.jsonl"
+        restore_log(log_path, self.history)
         started = time.perf_counter()
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train-critic", disable=not show_progress)
-        low_spread_steps = 0
         while self.step < self.config.steps:
             record = self.train_step()
-            low_spread_steps = (
-                low_spread_steps + 1 if record["spread"] < self.config.collapse_threshold else 0
-            )
+            collapsing = record["spread"] < self.config.collapse_threshold
+            self.low_spread_steps = self.low_spread_steps + 1 if collapsing else 0
             if self.evaluate is not None and (
                 self.step % self.config.eval_every == 0 or self.step == self.config.steps
             ):
@@ -301,7 +312,7 @@ class CriticTrainer:
                 log.write(json.dumps(record) + "\n")
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}", spread=f"{record['spread']:.3f}")
-            if low_spread_steps >= self.config.collapse_patience:
+            if self.low_spread_steps >= self.config.collapse_patience:
                 self.save_checkpoint(checkpoint)
                 message = (
                     f"embeddings collapsed at step {self.step}: spread {record['spread']:.4f} < "
@@ -337,12 +348,13 @@ class ToyWorldClips:
     Args:
         pool_size: clips held in memory; `refresh` of them are replaced by new renders at every call.
         num_frames, size: of each rendered clip (the world's defaults: 16 frames, 64 px, 8 fps).
-        seed: seeds of rendered clips start here and count up, so a run never repeats a clip (a resumed run starts
-            again from `seed`).
+        seed: seeds of rendered clips start here and count up, so a run never repeats a clip; `state_dict` /
+            `load_state_dict` carry the pool across a resume.
         workers: render in this many background processes (0: in this process). With workers, the initial
             pool is rendered in parallel and each call's refresh is rendered while the model trains, landing
-            in the pool at the next call; the same seed still gives the same batches. Worth it when the
-            model is fast (a GPU): rendering takes ~8 ms per clip on one CPU core.
+            in the pool at the next call: the same seed gives the same batches with any number of workers, but
+            not the batches of `workers=0`. Worth it when the model is fast (a GPU): rendering takes ~8 ms per
+            clip on one CPU core.
     """
 
     def __init__(
@@ -357,37 +369,63 @@ class ToyWorldClips:
         if workers < 0:
             raise ValueError(f"workers={workers} must be >= 0 (0 renders in this process).")
         self.num_frames, self.size, self.refresh = num_frames, size, refresh
-        self.next_seed = seed
         self._executor = None
-        self._pending: list[tuple[int, Future]] = []  # (pool index, render in flight)
+        self._pending: list[tuple[int, int, Future]] = []  # (pool index, seed, render in flight)
         if workers:
             self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            seeds = range(self.next_seed, self.next_seed + pool_size)
-            self.pool = np.stack(
-                list(self._executor.map(_render_clip, seeds, repeat(num_frames), repeat(size)))
-            )
-            self.next_seed += pool_size
-        else:
-            self.pool = np.stack([self._render() for _ in range(pool_size)])  # (P, T, H, W, 3) uint8
+        self.slot_seeds = np.arange(seed, seed + pool_size)  # (P,) the seed each pool clip was rendered from
+        self.next_seed = seed + pool_size
+        self.pool = np.stack(self._render_all(self.slot_seeds))  # (P, T, H, W, 3) uint8
 
-    def _render(self) -> np.ndarray:
-        frames = _render_clip(self.next_seed, self.num_frames, self.size)
-        self.next_seed += 1
-        return frames
+    def _render_all(self, seeds) -> list[np.ndarray]:
+        args = (seeds, repeat(self.num_frames), repeat(self.size))
+        return list(self._executor.map(_render_clip, *args) if self._executor else map(_render_clip, *args))
 
     def _refresh(self, indices: list[int]) -> None:
-        if self._executor is None:
-            for index in indices:
-                self.pool[index] = self._render()
-            return
-        for index, render in self._pending:  # last call's renders land now
-            self.pool[index] = render.result()
+        for index, seed, render in self._pending:  # last call's renders land now
+            self.pool[index], self.slot_seeds[index] = render.result(), seed
         self._pending = []
         for index in indices:
-            self._pending.append(
-                (index, self._executor.submit(_render_clip, self.next_seed, self.num_frames, self.size))
-            )
-            self.next_seed += 1
+            seed, self.next_seed = self.next_seed, self.next_seed + 1
+            if self._executor is None:
+                self.pool[index], self.slot_seeds[index] = (
+                    _render_clip(seed, self.num_frames, self.size),
+                    seed,
+                )
+            else:
+                render = self._executor.submit(_render_clip, seed, self.num_frames, self.size)
+                self._pending.append((index, seed, render))
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to draw the batches an uninterrupted one would: which seed fills each slot,
+        the next seed, and the renders still in flight."""
+        return {
+            "slot_seeds": self.slot_seeds.tolist(),
+            "next_seed": self.next_seed,
+            "pending": [(index, seed) for index, seed, _ in self._pending],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Re-render the pool of `state` (the slots whose clip differs from this pool's)."""
+        seeds = np.asarray(state["slot_seeds"])
+        if seeds.shape != self.slot_seeds.shape:
+            raise ValueError(f"the saved pool holds {len(seeds)} clips, this one {len(self.slot_seeds)}.")
+        changed = np.flatnonzero(seeds != self.slot_seeds)
+        for index, frames in zip(changed, self._render_all(seeds[changed])):
+            self.pool[index] = frames
+        self.slot_seeds, self.next_seed = seeds, int(state["next_seed"])
+        for render in self._pending:
+            render[2].cancel()
+        self._pending = []
+        for index, seed in state["pending"]:
+            if self._executor is None:  # saved by a run with workers: they land now instead of a call later
+                self.pool[index], self.slot_seeds[index] = (
+                    _render_clip(seed, self.num_frames, self.size),
+                    seed,
+                )
+            else:
+                render = self._executor.submit(_render_clip, seed, self.num_frames, self.size)
+                self._pending.append((index, seed, render))
 
     def close(self) -> None:
         """Stop the render processes (if any)."""

@@ -39,7 +39,12 @@ from tqdm.auto import tqdm
 
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
-from hybridgen.training.checkpoints import replacing_directory, training_machine
+from hybridgen.training.checkpoints import (
+    recover_directory,
+    replacing_directory,
+    restore_log,
+    training_machine,
+)
 from hybridgen.video import write_json_atomic
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
@@ -505,11 +510,12 @@ class GeneratorTrainer:
         """
         c = self.config
         output_dir = Path(output_dir)
-        checkpoint = output_dir / "checkpoint"
+        checkpoint = recover_directory(output_dir / "checkpoint")
         if resume and (checkpoint / "trainer_state.pt").is_file():
             self.load_checkpoint(checkpoint)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "training_log.jsonl"
+        restore_log(log_path, self.history)
         started = time.perf_counter()
 
         # 1. stage 1: the VAE

@@ -64,6 +64,12 @@ def test_best_of_n_table_picks_by_surprise():
     )
     assert rows[4]["best"] == np.mean([1.0, 8.0]) and rows[4]["average"] == np.mean([2.5, 6.5])
     assert rank_correlation(surprise, error) == pytest.approx((1.0 - 0.8) / 2)  # Spearman +1 and -0.8
+    # ties share their average rank, whatever the order; a group with a constant side is left out
+    tied = [[0.1, 0.2, 0.3, 0.4]], [[0.0, 0.0, 0.0, 1.0]]
+    assert rank_correlation(*tied) == pytest.approx(0.7746, abs=1e-4)
+    assert rank_correlation([[0.4, 0.3, 0.2, 0.1]], [[1.0, 0.0, 0.0, 0.0]]) == rank_correlation(*tied)
+    assert rank_correlation([*tied[0], [1, 2, 3, 4]], [*tied[1], [2, 2, 2, 2]]) == rank_correlation(*tied)
+    assert np.isnan(rank_correlation([[1, 2, 3]], [[0, 0, 0]]))
     with pytest.raises(ValueError, match="no group has 8 candidates"):
         best_of_n_table(surprise, error, [8])
 

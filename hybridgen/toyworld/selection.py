@@ -70,11 +70,19 @@ def chance_of_random_picks(blocks: np.ndarray, best: float, seed: int, draws: in
 
 
 def rank_correlation(surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]]) -> float:
-    """Mean within-group Spearman correlation of surprise and physics error (NaN if no group varies)."""
+    """Mean within-group Spearman correlation of surprise and physics error, ties given their average rank; groups
+    in which either is constant are left out (NaN if none is left)."""
     values = []
     for group_surprise, group_error in zip(surprise, error):
-        s = np.argsort(np.argsort(group_surprise))
-        e = np.argsort(np.argsort(group_error))
-        if np.std(s) > 0 and np.std(e) > 0:
-            values.append(float(np.corrcoef(s, e)[0, 1]))
+        s, e = np.asarray(group_surprise, float), np.asarray(group_error, float)
+        if np.ptp(s) > 0 and np.ptp(e) > 0:
+            values.append(float(np.corrcoef(average_ranks(s), average_ranks(e))[0, 1]))
     return float(np.mean(values)) if values else float("nan")
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks of `values`; tied values share the mean of their ranks (e.g. [5, 1, 5] -> [1.5, 0, 1.5])."""
+    _, tie_group, tie_counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return (np.bincount(tie_group, weights=ranks) / tie_counts)[tie_group]

@@ -2,7 +2,8 @@
 
     python examples/score_videos.py clip1.mp4 clip2.mp4 --plot curves.png --heatmap heatmaps/
 
---critic is a Hub id (default facebook/vjepa2-vitl-fpc64-256) or a local directory written by `save_pretrained`.
+--critic is a Hub id (default facebook/vjepa2-vitl-fpc64-256), a local directory written by `save_pretrained`, or
+`toyworld` (the bundled critic).
 --heatmap writes one PNG per video: the frames the critic predicted (centre-cropped as the critic sees them) above
 the same frames overlaid with the per-token prediction error, on one colour scale per video.
 """
@@ -48,8 +49,9 @@ def predicted_tubelets(report: CriticReport) -> tuple[list[int], np.ndarray]:
     predict it; sorted by frame."""
     maps: dict[int, list[np.ndarray]] = {}
     for start, window_errors in zip(report.window_starts, report.token_errors):
-        for k, tubelet_errors in enumerate(window_errors):  # window_errors: (T_target, G, G)
-            maps.setdefault(int(start) + report.context + k * report.tubelet, []).append(tubelet_errors)
+        # window_errors: (T_target, G, G); with direction "both", forward then backward predictions
+        for offset, tubelet_errors in zip(report.target_offsets, window_errors):
+            maps.setdefault(int(start) + int(offset), []).append(tubelet_errors)
     first_frames = sorted(maps)
     return first_frames, np.stack([np.mean(maps[frame], axis=0) for frame in first_frames])
 

@@ -35,15 +35,18 @@ def test_tiny_cpu_writes_best_clip_sheet_and_curves(tmp_path):
         assert Image.open(tmp_path / name).format == "PNG"
 
 
-def test_score_videos_ranks_plots_and_writes_heatmaps(tmp_path):
-    tiny_vjepa2_model().save_pretrained(tmp_path / "critic")
+@pytest.mark.parametrize("critic", ["tiny", "toyworld"])  # toyworld predicts both directions of time
+def test_score_videos_ranks_plots_and_writes_heatmaps(tmp_path, critic):
+    if critic == "tiny":
+        tiny_vjepa2_model().save_pretrained(tmp_path / "critic")
+        critic = str(tmp_path / "critic")
     ramp = np.broadcast_to(np.linspace(0, 1, 24, dtype=np.float32)[:, None, None, None], (24, 32, 32, 3))
     noise = np.random.default_rng(0).random((20, 40, 56, 3), dtype=np.float32)  # not square: centre-cropped
     videos = [write_video(ramp, tmp_path / "ramp.mp4"), write_video(noise, tmp_path / "noise.mp4")]
     result = run_example(
         "score_videos.py",
         *map(str, videos),
-        *("--critic", str(tmp_path / "critic"), "--device", "cpu"),
+        *("--critic", critic, "--device", "cpu"),
         *("--plot", str(tmp_path / "curves.png"), "--heatmap", str(tmp_path / "heatmaps")),
         cwd=tmp_path,
     )

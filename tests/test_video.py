@@ -154,6 +154,34 @@ def test_read_video_decodes_gif(tmp_path):
     assert frames.shape == (5, 10, 12, 3) and fps == pytest.approx(10)
 
 
+@pytest.mark.parametrize(("degrees", "quarter_turns"), [(90, 1), (-90, 3), (180, 2)])
+def test_read_video_turns_rotated_videos_upright(tmp_path, degrees, quarter_turns):
+    """A display-matrix rotation (a phone's portrait clip) is applied as ffmpeg and players apply it."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    clip = np.zeros((4, 32, 48, 3), np.float32)
+    clip[:, :8, :8, 0] = 1  # a red top-left corner: landscape as stored
+    write_video(clip, tmp_path / "stored.mp4", fps=8)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-display_rotation", str(degrees)]
+    subprocess.run(
+        [*command, "-i", str(tmp_path / "stored.mp4"), "-c", "copy", str(tmp_path / "r.mp4")], check=True
+    )
+    stored, _ = read_video(tmp_path / "stored.mp4")
+    frames, fps = read_video(tmp_path / "r.mp4")
+    assert fps == pytest.approx(8)
+    np.testing.assert_array_equal(frames, np.rot90(stored, quarter_turns, axes=(1, 2)))
+    shown = subprocess.run(  # what ffmpeg itself decodes, rotation applied
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(tmp_path / "r.mp4")]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    expected = np.frombuffer(shown, np.uint8).reshape(frames.shape)
+    assert np.abs(frames * 255 - expected).mean() < 3
+
+
 def test_write_video_failure_midway_leaves_no_file_and_keeps_existing(tmp_path, monkeypatch):
     target = tmp_path / "clip.mp4"
     target.write_bytes(b"previous video")

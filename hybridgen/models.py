@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -157,19 +158,29 @@ def load_vjepa2(
     return model.eval(), _critic_settings(source, model.config.crop_size, options)
 
 
-def _checkpoint_file(source: str, filename: str, options: dict) -> Path | None:
-    """A file next to the weights (local directory or Hub repo), or None when the checkpoint has none."""
+def _checkpoint_file(source: str, filename: str, options: dict, *, missed: list | None = None) -> Path | None:
+    """A file next to the weights (local directory or Hub repo), or None when the checkpoint has none.
+
+    A Hub file that is not in the cache while offline is None too, and its name is appended to `missed`; other
+    errors (network, permissions) are raised.
+    """
     path = Path(source) / filename
     if not Path(source).exists():
         try:
             path = Path(hf_hub_download(source, filename, **options))
-        except (EntryNotFoundError, LocalEntryNotFoundError, OSError, HFValidationError):
+        except LocalEntryNotFoundError:  # before EntryNotFoundError, its base class
+            if missed is not None:
+                missed.append(filename)
+            return None
+        except (EntryNotFoundError, HFValidationError):
             return None
     return path if path.is_file() else None
 
 
-def _read_checkpoint_json(source: str, filename: str, options: dict) -> dict | None:
-    path = _checkpoint_file(source, filename, options)
+def _read_checkpoint_json(
+    source: str, filename: str, options: dict, *, missed: list | None = None
+) -> dict | None:
+    path = _checkpoint_file(source, filename, options, missed=missed)
     return json.loads(path.read_text()) if path is not None else None
 
 
@@ -182,20 +193,33 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
     """
     from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 
-    settings = {}
-    for filename in PROCESSOR_FILES:
-        config = _read_checkpoint_json(source, filename, options)
-        if config is None:
-            continue
-        shortest_edge = (config.get("size") or {}).get("shortest_edge")
+    settings, missed = {}, []
+    processor = next(
+        (
+            config
+            for name in PROCESSOR_FILES
+            if (config := _read_checkpoint_json(source, name, options, missed=missed))
+        ),
+        None,
+    )
+    if processor is not None:
+        shortest_edge = (processor.get("size") or {}).get("shortest_edge")
         if shortest_edge:
             settings["resize_to"] = max(int(shortest_edge), crop_size)
-        if config.get("image_mean"):
-            settings["image_mean"] = tuple(config["image_mean"])
-        if config.get("image_std"):
-            settings["image_std"] = tuple(config["image_std"])
-        break
-    settings.update(_read_checkpoint_json(source, CRITIC_CONFIG_FILE, options) or {})
+        if processor.get("image_mean"):
+            settings["image_mean"] = tuple(processor["image_mean"])
+        if processor.get("image_std"):
+            settings["image_std"] = tuple(processor["image_std"])
+    critic_config = _read_checkpoint_json(source, CRITIC_CONFIG_FILE, options) or {}
+    if processor is None and missed and "resize_to" not in critic_config:
+        # the weights are cached, their preprocessing is not: scores would silently differ
+        warnings.warn(
+            f"{source}: no video processor config in the Hugging Face cache ({' / '.join(missed)}); "
+            f"resizing to the crop size ({crop_size}) with ImageNet mean and std. Cache it while online, "
+            f"e.g. `hf download {source} {PROCESSOR_FILES[0]}`, to score as the checkpoint expects.",
+            stacklevel=3,
+        )
+    settings.update(critic_config)
     head = _checkpoint_file(source, ERROR_HEAD_FILE, options)
     if head is not None:
         settings["expected_error_head"] = ExpectedErrorHead.load(head)

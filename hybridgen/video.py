@@ -312,6 +312,11 @@ def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
         yield temp_path
         if not temp_path.is_file():
             raise FileNotFoundError(f"nothing was written to the temporary file {temp_path}")
+        descriptor = os.open(temp_path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)  # on disk before the rename makes it the file: a crash leaves old or new
+        finally:
+            os.close(descriptor)
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)

@@ -63,6 +63,16 @@ def test_hub_ids_load_offline_from_the_cache(saved, offline):
     assert len(out.candidates) == 2
 
 
+def test_a_hub_critic_cached_without_its_processor_config_warns(saved, offline, tmp_path):
+    """The weights alone in the cache would score with other preprocessing than the checkpoint's: say so."""
+    bare = tmp_path / "bare"
+    tiny_vjepa2_model(seed=3).save_pretrained(bare)
+    populate_hf_cache(tmp_path / "cache", "hybridgen-test/bare-vjepa2", bare)
+    with pytest.warns(UserWarning, match="no video processor config in the Hugging Face cache"):
+        critic = VJEPA2Critic.from_pretrained("hybridgen-test/bare-vjepa2", cache_dir=str(tmp_path / "cache"))
+    assert critic.resize_to == critic.crop_size
+
+
 @pytest.mark.parametrize("where", ["directory", "hub cache"])
 def test_call_defaults_travel_with_the_generator(saved, offline, where):
     generator = str(saved["generator"]) if where == "directory" else GENERATOR_ID

@@ -55,14 +55,14 @@ class ExpectedErrorHead(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Write the weights and sizes to one safetensors file, atomically."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
+        from hybridgen.video import atomic_write_path
+
         metadata = {"hidden_size": str(self.hidden_size), "head_hidden_size": str(self.head_hidden_size)}
         state = {
             name: tensor.detach().float().cpu().contiguous() for name, tensor in self.state_dict().items()
         }
-        save_file(state, str(temporary), metadata=metadata)
-        temporary.replace(path)
+        with atomic_write_path(path) as temporary:
+            save_file(state, str(temporary), metadata=metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> ExpectedErrorHead:

@@ -212,6 +212,7 @@ def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
     def callback(pipeline, step, timestep, callback_kwargs):
         seen.append(step)
         corrector_state[step] = pipeline.scheduler.last_sample is None
+        assert {"prompt_embeds", "latents"} <= set(callback_kwargs)  # the caller's inputs, and guidance's
         return {}
 
     out = run(
@@ -221,6 +222,7 @@ def test_guidance_with_a_multistep_scheduler_and_a_user_callback(critic):
         strategy="guidance",
         guidance=GuidanceOptions(scale=0.5, start=0.25, end=1.0, every=2),
         callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["prompt_embeds"],
     )
     assert seen == list(range(STEPS))
     assert [entry["step"] for entry in out.guidance_history] == [2, 4, 6]

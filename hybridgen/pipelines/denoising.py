@@ -2,7 +2,7 @@
 
 Every diffusers video pipeline calls `scheduler.set_timesteps(...)` once and `scheduler.step(model_output, t,
 sample)` once per step, after classifier-free guidance. Overriding these two methods on the scheduler *instance*
-for the length of one call (the class is untouched, and the override is removed afterwards) gives:
+for the length of one call (the class is untouched, and the instance gets back what it had) gives:
 
 - `recording_clean_latents`: the model's current estimate of the clean latents x̂0 at every step, derived from the
   scheduler in use (`predict_clean_latents`);

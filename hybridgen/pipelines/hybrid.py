@@ -378,11 +378,8 @@ class HybridPipeline:
         sizes = pixel_sizes(self.pipeline, call_kwargs)
         num_steps = int(call_value(self.pipeline, call_kwargs, "num_inference_steps"))
         tensor_inputs = call_kwargs.get("callback_on_step_end_tensor_inputs")
-        if tensor_inputs is not None and "latents" not in tensor_inputs:
-            call_kwargs["callback_on_step_end_tensor_inputs"] = [
-                *tensor_inputs,
-                "latents",
-            ]  # guidance pushes them
+        if tensor_inputs is not None and "latents" not in tensor_inputs:  # guidance pushes the latents
+            call_kwargs["callback_on_step_end_tensor_inputs"] = [*tensor_inputs, "latents"]
         with recording_clean_latents(self.pipeline.scheduler) as record:
             guide = PhysicsGuidance(
                 self.pipeline,

@@ -42,6 +42,9 @@ def test_wrong_prompts_are_caught():
     assert follows_prompt(frames, "a green ball bouncing") == {"count": False, "colour": True}
     assert follows_prompt(frames, "two red balls bouncing") == {"count": True, "colour": False}
     assert follows_prompt(frames, "balls") == {"count": None, "colour": None}
+    mixed, info = make_clip(5, num_balls=3, colours=["blue", "blue", "red"])
+    assert info.caption.startswith("three balls")  # the world names no colour for a mix
+    assert follows_prompt(mixed, "three blue balls bouncing") == {"count": True, "colour": False}
 
 
 def test_an_empty_clip_shows_nothing():

@@ -7,7 +7,7 @@
 Counting uses the checker's tracked objects per frame (merged touching balls count as two); the clip's count is
 the median over frames. Colours are named by hue: each track's median interior colour, divided by its brightest
 channel, goes to the nearest entry of `COLOURS` (so a dim red is still red); the clip's colour is the name that
-covers the most track-frames.
+covers the most track-frames, and a prompt's colour is followed when it covers nearly all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BENCHMARK_PROMPTS = (
     "two magenta balls bouncing",
     "three cyan balls falling",
 )
+COLOUR_SHARE = 0.9  # share of track-frames the prompt's colour must cover
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "single": 1, **{w: n for n, w in COUNT_WORDS.items() if n > 1}}
 
 
@@ -95,9 +96,13 @@ def clip_contents(frames: np.ndarray) -> ClipContents:
 
 
 def follows_prompt(frames: np.ndarray, prompt: str) -> dict[str, bool | None]:
-    """Whether a clip shows the count and colour its prompt asks for (None where the prompt does not say)."""
+    """Whether a clip shows the count and colour its prompt asks for (None where the prompt does not say).
+
+    The colour is followed when the named colour covers at least `COLOUR_SHARE` of the clip's track-frames: every
+    ball is that colour ("three blue balls" with a red one among them is not followed), up to brief mis-tracks.
+    """
     spec, contents = parse_prompt(prompt), clip_contents(frames)
     return {
         "count": None if spec.count is None else contents.count == spec.count,
-        "colour": None if spec.colour is None else contents.colour == spec.colour,
+        "colour": None if spec.colour is None else contents.colours.get(spec.colour, 0.0) >= COLOUR_SHARE,
     }

@@ -161,8 +161,8 @@ def load_vjepa2(
 def _checkpoint_file(source: str, filename: str, options: dict, *, missed: list | None = None) -> Path | None:
     """A file next to the weights (local directory or Hub repo), or None when the checkpoint has none.
 
-    A Hub file that is not in the cache while offline is None too, and its name is appended to `missed`; other
-    errors (network, permissions) are raised.
+    A Hub file the cache lacks while offline (or while the Hub cannot be reached: huggingface_hub reports both
+    alike) is None too, and its name is appended to `missed`.
     """
     path = Path(source) / filename
     if not Path(source).exists():
@@ -215,8 +215,8 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
         # the weights are cached, their preprocessing is not: scores would silently differ
         warnings.warn(
             f"{source}: no video processor config in the Hugging Face cache ({' / '.join(missed)}); "
-            f"resizing to the crop size ({crop_size}) with ImageNet mean and std. Cache it while online, "
-            f"e.g. `hf download {source} {PROCESSOR_FILES[0]}`, to score as the checkpoint expects.",
+            f"resizing to the crop size ({crop_size}) with ImageNet mean and std. If the repo has one, cache "
+            f"it while online (`hf download {source} {PROCESSOR_FILES[0]}`) to score as the checkpoint expects.",
             stacklevel=3,
         )
     settings.update(critic_config)

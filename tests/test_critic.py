@@ -153,6 +153,8 @@ def test_differentiable_surprise_matches_score_and_has_gradients(critic):
     assert video.grad is not None and video.grad.abs().sum() > 0
     batched = critic.surprise(torch.stack([video.detach(), video.detach()]))
     assert batched.shape == (2,)
+    with pytest.raises(ValueError, match="0 frames"):
+        critic.surprise(video.detach()[:0])
     with pytest.raises(ValueError, match="divide uint8 by 255"):
         critic.surprise((video.detach() * 255).to(torch.uint8))
     with pytest.raises(ValueError, match=r"frames in \[0, 1\], got values in"):

@@ -73,6 +73,8 @@ def test_best_of_n_table_picks_by_surprise():
     assert rank_correlation([[0.4, 0.3, 0.2, 0.1]], [[1.0, 0.0, 0.0, 0.0]]) == rank_correlation(*tied)
     assert rank_correlation([*tied[0], [1, 2, 3, 4]], [*tied[1], [2, 2, 2, 2]]) == rank_correlation(*tied)
     assert np.isnan(rank_correlation([[1, 2, 3]], [[0, 0, 0]]))
+    with pytest.raises(ValueError, match="group 0 holds NaN"):
+        rank_correlation([[0.1, float("nan"), 0.3]], [[1, 2, 3]])
     with pytest.raises(ValueError, match="no group has 8 candidates"):
         best_of_n_table(surprise, error, [8])
 

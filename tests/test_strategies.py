@@ -254,6 +254,23 @@ def test_a_push_survives_a_predictor_corrector_step_only_without_its_corrector()
         assert low < kept < high, (clear, kept)
 
 
+def test_recording_reads_a_callers_own_positional_step_override():
+    """A caller's `step(*args, **kwargs)` wrapper names no parameters: x̂0 is read from the usual positions."""
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    scheduler.set_timesteps(4)
+    class_step = scheduler.step
+
+    def own_step(*args, **kwargs):
+        return class_step(*args, **kwargs)
+
+    scheduler.step = own_step
+    sample, velocity = torch.ones(1, 4), torch.full((1, 4), 0.5)
+    with recording_clean_latents(scheduler) as record:
+        scheduler.step(velocity, scheduler.timesteps[0], sample)
+    torch.testing.assert_close(record.latents, sample - scheduler.sigmas[0] * velocity)
+    assert scheduler.step is own_step
+
+
 def test_guidance_with_cogvideox_dpm_scheduler(critic):
     """CogVideoX-5b's scheduler steps as (model_output, old_pred_original_sample, t, t_back, sample): x̂0 is
     recorded from the right arguments and guidance runs; the hooks leave the scheduler as they found it."""

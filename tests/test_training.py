@@ -137,14 +137,17 @@ def test_a_checkpoint_swap_cut_off_between_its_renames_is_recovered(tmp_path):
         with replacing_directory(checkpoint) as folder:
             (folder / "step").write_text(str(step))
     # a crash after the old folder was moved aside, before the new one took its place
-    checkpoint.rename(tmp_path / "checkpoint.old")
+    checkpoint.rename(tmp_path / "checkpoint.hybridgen-old")
     with replacing_directory(tmp_path / "new") as folder:
         (folder / "step").write_text("3")
-    (tmp_path / "new").rename(tmp_path / "checkpoint.tmp")
+    (tmp_path / "new").rename(tmp_path / "checkpoint.hybridgen-new")
     assert (recover_directory(checkpoint) / "step").read_text() == "3"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint"]
-    checkpoint.rename(tmp_path / "checkpoint.old")  # only the old one left: it comes back
-    assert (recover_directory(checkpoint) / "step").read_text() == "3"
+    # a user's own backup next to it is not the swap's: left alone, by replacing too
+    (tmp_path / "checkpoint.old").mkdir()
+    with replacing_directory(checkpoint) as folder:
+        (folder / "step").write_text("4")
+    assert (tmp_path / "checkpoint.old").is_dir() and (checkpoint / "step").read_text() == "4"
 
 
 def test_collapse_is_detected_and_stops_training(clips, tmp_path):

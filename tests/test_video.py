@@ -154,32 +154,44 @@ def test_read_video_decodes_gif(tmp_path):
     assert frames.shape == (5, 10, 12, 3) and fps == pytest.approx(10)
 
 
-@pytest.mark.parametrize(("degrees", "quarter_turns"), [(90, 1), (-90, 3), (180, 2)])
-def test_read_video_turns_rotated_videos_upright(tmp_path, degrees, quarter_turns):
-    """A display-matrix rotation (a phone's portrait clip) is applied as ffmpeg and players apply it."""
+@pytest.mark.parametrize(
+    "display",
+    [
+        ["-display_rotation", "90"],
+        ["-display_rotation", "270"],
+        ["-display_rotation", "180"],
+        ["-display_hflip"],
+    ]
+    + [
+        ["-display_vflip"],
+        ["-display_rotation", "90", "-display_hflip"],
+        ["-display_rotation", "-90", "-display_hflip"],
+    ],
+)
+def test_read_video_shows_rotated_and_mirrored_videos_as_ffmpeg_does(tmp_path, display):
+    """A display matrix (a phone's portrait clip, a mirrored selfie) is applied as ffmpeg and players apply it."""
     import subprocess
 
     import imageio_ffmpeg
 
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error"]
     clip = np.zeros((4, 32, 48, 3), np.float32)
     clip[:, :8, :8, 0] = 1  # a red top-left corner: landscape as stored
     write_video(clip, tmp_path / "stored.mp4", fps=8)
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-display_rotation", str(degrees)]
     subprocess.run(
-        [*command, "-i", str(tmp_path / "stored.mp4"), "-c", "copy", str(tmp_path / "r.mp4")], check=True
+        [*ffmpeg, *display, "-i", str(tmp_path / "stored.mp4"), "-c", "copy", str(tmp_path / "d.mp4")],
+        check=True,
     )
-    stored, _ = read_video(tmp_path / "stored.mp4")
-    frames, fps = read_video(tmp_path / "r.mp4")
-    assert fps == pytest.approx(8)
-    np.testing.assert_array_equal(frames, np.rot90(stored, quarter_turns, axes=(1, 2)))
-    shown = subprocess.run(  # what ffmpeg itself decodes, rotation applied
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(tmp_path / "r.mp4")]
-        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    frames, fps = read_video(tmp_path / "d.mp4")
+    shown = subprocess.run(  # what ffmpeg itself decodes, the display matrix applied
+        [*ffmpeg, "-i", str(tmp_path / "d.mp4"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True,
         check=True,
     ).stdout
-    expected = np.frombuffer(shown, np.uint8).reshape(frames.shape)
-    assert np.abs(frames * 255 - expected).mean() < 3
+    assert fps == pytest.approx(8) and frames.size == len(shown)
+    assert np.abs(frames * 255 - np.frombuffer(shown, np.uint8).reshape(frames.shape)).mean() < 1
+    stored, _ = read_video(tmp_path / "stored.mp4")
+    assert not np.array_equal(frames, stored)  # something was turned
 
 
 def test_write_video_failure_midway_leaves_no_file_and_keeps_existing(tmp_path, monkeypatch):

@@ -339,6 +339,8 @@ class VJEPA2Critic:
         if not isinstance(video, torch.Tensor) or video.ndim not in (4, 5) or video.shape[-3] != 3:
             shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
             raise ValueError(f"surprise() needs a (T, 3, H, W) or (B, T, 3, H, W) float tensor, got {shape}.")
+        if video.shape[-4] == 0:
+            raise ValueError("surprise() got a clip with 0 frames.")
         if not video.is_floating_point():
             raise ValueError(
                 f"surprise() needs float frames in [0, 1], got {video.dtype} (divide uint8 by 255)."

@@ -95,20 +95,31 @@ def recording_clean_latents(scheduler) -> Iterator[CleanLatents]:
     prediction_kind(scheduler)  # refuse unsupported schedulers before the call starts
     record = CleanLatents()
     original = scheduler.step
-    # bound by name: most schedulers take (model_output, timestep, sample, ...), CogVideoXDPMScheduler
-    # (model_output, old_pred_original_sample, timestep, timestep_back, sample, ...)
-    signature = inspect.signature(original)
+    step_inputs = _step_inputs(original)
 
     @functools.wraps(original)
     def step(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs).arguments
-        x0 = predict_clean_latents(scheduler, bound["model_output"], bound["timestep"], bound["sample"])
+        x0 = predict_clean_latents(scheduler, *step_inputs(args, kwargs))
         record.latents = x0.detach()
         record.step += 1
         return original(*args, **kwargs)
 
     with overriding(scheduler, "step", step):
         yield record
+
+
+def _step_inputs(step: Callable) -> Callable[[tuple, dict], tuple]:
+    """A reader of `(model_output, timestep, sample)` from a call of `step`: by parameter name when `step` names
+    them (CogVideoXDPMScheduler takes `(model_output, old_pred_original_sample, timestep, timestep_back, sample)`),
+    else by position, as every diffusers pipeline passes them to the usual `step(model_output, timestep, sample)`
+    (e.g. a caller's own `step(*args, **kwargs)` wrapper)."""
+    names = ("model_output", "timestep", "sample")
+    signature = inspect.signature(step)
+    if set(names) <= set(signature.parameters):
+        return lambda args, kwargs: tuple(map(signature.bind(*args, **kwargs).arguments.__getitem__, names))
+    return lambda args, kwargs: tuple(
+        args[i] if i < len(args) else kwargs[name] for i, name in enumerate(names)
+    )
 
 
 def check_stateless(scheduler, purpose: str) -> None:

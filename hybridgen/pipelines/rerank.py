@@ -30,10 +30,10 @@ def call_value(pipeline, call_kwargs: dict, name: str):
     """An argument of the pipeline call: the caller's value, else the `__call__` default."""
     if name in call_kwargs:
         return call_kwargs[name]
-    default = call_parameters(pipeline)[name].default
-    if default is None or default is call_parameters(pipeline)[name].empty:
+    parameter = call_parameters(pipeline).get(name)
+    if parameter is None or parameter.default is None or parameter.default is parameter.empty:
         raise ValueError(f"{type(pipeline).__name__} has no default {name}; pass {name}= explicitly.")
-    return default
+    return parameter.default
 
 
 def max_batch(pipeline) -> int | None:
@@ -108,7 +108,13 @@ def generate_candidates(
     call_kwargs = dict(call_kwargs)
     user_callback = call_kwargs.pop("callback_on_step_end", None)
     counter = StepCounter(user_callback)
-    has_callback = "callback_on_step_end" in call_parameters(pipeline)
+    parameters = call_parameters(pipeline)
+    has_callback = "callback_on_step_end" in parameters
+    # without a callback to count them, steps are the call's step count (0 where the call has none)
+    unknown = "num_inference_steps" not in parameters and "num_inference_steps" not in call_kwargs
+    steps_per_video = (
+        0 if has_callback or unknown else int(call_value(pipeline, call_kwargs, "num_inference_steps"))
+    )
     outputs: list = []
     steps_without_callback = 0
     for first in tqdm(range(0, len(seeds), size), desc="candidates", disable=not show_progress):
@@ -123,9 +129,7 @@ def generate_candidates(
             counter.videos_in_call = len(chunk)
             kwargs["callback_on_step_end"] = counter
         else:
-            steps_without_callback += len(chunk) * int(
-                call_value(pipeline, call_kwargs, "num_inference_steps")
-            )
+            steps_without_callback += len(chunk) * steps_per_video
         with progress_bars(pipeline, show_progress):
             frames = pipeline(**kwargs).frames  # (b, T, H, W, 3) float in [0, 1], or (b, ...) latents
         if len(frames) != len(chunk):

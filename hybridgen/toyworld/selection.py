@@ -71,10 +71,12 @@ def chance_of_random_picks(blocks: np.ndarray, best: float, seed: int, draws: in
 
 def rank_correlation(surprise: Sequence[Sequence[float]], error: Sequence[Sequence[float]]) -> float:
     """Mean within-group Spearman correlation of surprise and physics error, ties given their average rank; groups
-    in which either is constant are left out (NaN if none is left)."""
+    in which either is constant are left out (NaN if none is left). NaN values are an error."""
     values = []
-    for group_surprise, group_error in zip(surprise, error):
+    for index, (group_surprise, group_error) in enumerate(zip(surprise, error)):
         s, e = np.asarray(group_surprise, float), np.asarray(group_error, float)
+        if np.isnan(s).any() or np.isnan(e).any():
+            raise ValueError(f"group {index} holds NaN values; rank correlation needs numbers.")
         if np.ptp(s) > 0 and np.ptp(e) > 0:
             values.append(float(np.corrcoef(average_ranks(s), average_ranks(e))[0, 1]))
     return float(np.mean(values)) if values else float("nan")

@@ -16,9 +16,9 @@ import torch
 def replacing_directory(directory: str | Path) -> Iterator[Path]:
     """Yield an empty sibling temp folder; on success it replaces `directory`, on error it is removed.
 
-    A reader never sees a half-written directory: the old one is moved aside (`NAME.old`) only once the new one
-    is complete (`NAME.tmp`), and removed only once the new one is in place. A crash between the two renames
-    leaves both complete folders, which `recover_directory` puts back together.
+    A reader never sees a half-written directory: the old one is moved aside (`NAME.hybridgen-old`) only once the
+    new one is complete (`NAME.hybridgen-new`), and removed only once the new one is in place. A crash between the
+    two renames leaves both complete folders, which `recover_directory` puts back together.
     """
     directory = recover_directory(directory)
     temporary, old = _siblings(directory)
@@ -36,18 +36,21 @@ def replacing_directory(directory: str | Path) -> Iterator[Path]:
 
 
 def recover_directory(directory: str | Path) -> Path:
-    """`directory`, restored if a `replacing_directory` swap was cut off between its two renames: then the new
-    folder (`NAME.tmp`, complete by then) takes its place, or failing that the old one (`NAME.old`)."""
+    """`directory`, restored if a `replacing_directory` swap was cut off between its two renames: the new folder
+    (complete by then) takes its place. Only the swap's own sibling names are touched."""
     directory = Path(directory)
     temporary, old = _siblings(directory)
     if not directory.exists() and old.exists():
         (temporary if temporary.exists() else old).rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)  # the old folder, once the new one is in place
     return directory
 
 
 def _siblings(directory: Path) -> tuple[Path, Path]:
-    return directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
+    """The new folder being written and the old one moved aside, named so no user folder is taken for them."""
+    return directory.with_name(directory.name + ".hybridgen-new"), directory.with_name(
+        directory.name + ".hybridgen-old"
+    )
 
 
 def restore_log(log_path: Path, history: list[dict]) -> None:

@@ -387,14 +387,15 @@ class ToyWorldClips:
         self._pending = []
         for index in indices:
             seed, self.next_seed = self.next_seed, self.next_seed + 1
-            if self._executor is None:
-                self.pool[index], self.slot_seeds[index] = (
-                    _render_clip(seed, self.num_frames, self.size),
-                    seed,
-                )
-            else:
-                render = self._executor.submit(_render_clip, seed, self.num_frames, self.size)
-                self._pending.append((index, seed, render))
+            self._fill(index, seed)
+
+    def _fill(self, index: int, seed: int) -> None:
+        """Render clip `seed` into slot `index`: now, or with workers in the background, landing at the next call."""
+        if self._executor is None:
+            self.pool[index], self.slot_seeds[index] = _render_clip(seed, self.num_frames, self.size), seed
+        else:
+            render = self._executor.submit(_render_clip, seed, self.num_frames, self.size)
+            self._pending.append((index, seed, render))
 
     def state_dict(self) -> dict:
         """What a resumed run needs to draw the batches an uninterrupted one would: which seed fills each slot,
@@ -409,7 +410,10 @@ class ToyWorldClips:
         """Re-render the pool of `state` (the slots whose clip differs from this pool's)."""
         seeds = np.asarray(state["slot_seeds"])
         if seeds.shape != self.slot_seeds.shape:
-            raise ValueError(f"the saved pool holds {len(seeds)} clips, this one {len(self.slot_seeds)}.")
+            raise ValueError(
+                f"the checkpoint's clip pool holds {len(seeds)} clips, this one {len(self.slot_seeds)}: resume with "
+                "the same pool, or start afresh (--no-resume, resume=False)."
+            )
         changed = np.flatnonzero(seeds != self.slot_seeds)
         for index, frames in zip(changed, self._render_all(seeds[changed])):
             self.pool[index] = frames
@@ -417,15 +421,8 @@ class ToyWorldClips:
         for render in self._pending:
             render[2].cancel()
         self._pending = []
-        for index, seed in state["pending"]:
-            if self._executor is None:  # saved by a run with workers: they land now instead of a call later
-                self.pool[index], self.slot_seeds[index] = (
-                    _render_clip(seed, self.num_frames, self.size),
-                    seed,
-                )
-            else:
-                render = self._executor.submit(_render_clip, seed, self.num_frames, self.size)
-                self._pending.append((index, seed, render))
+        for index, seed in state["pending"]:  # without workers here, they land now instead of a call later
+            self._fill(index, seed)
 
     def close(self) -> None:
         """Stop the render processes (if any)."""

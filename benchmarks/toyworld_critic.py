@@ -153,7 +153,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    scorers, report = {}, {"critic": None, "scoring": None, "pairs": args.pairs, "results": {}}
+    scorers: dict = {}
+    report = {"critic": None, "scoring": None, "pairs": args.pairs, "seed": args.seed, "results": {}}
     if not args.skip_critics:
         trained = VJEPA2Critic.from_pretrained(args.critic, batch_size=32, device=args.device)
         trained = trained.with_options(**VIOLATION_SCORING)

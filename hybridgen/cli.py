@@ -58,9 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--report", type=Path, metavar="JSON", help="write seeds and scores as JSON")
     generate.add_argument(
-        "--sheet", type=Path, metavar="PNG", help="write a contact sheet of all candidates with their scores"
+        "--sheet",
+        type=Path,
+        metavar="PNG",
+        help="write a contact sheet of the finished candidates with their scores (search: the survivors)",
     )
-    generate.add_argument("--plot", type=Path, metavar="PNG", help="plot the candidates' surprise curves")
+    generate.add_argument(
+        "--plot", type=Path, metavar="PNG", help="plot the finished candidates' surprise curves"
+    )
     _add_device_options(generate)
 
     score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
@@ -260,9 +265,9 @@ def run_score(args: argparse.Namespace) -> int:
         from hybridgen.viz import plot_surprise_curves, save_figure
 
         curves = [(report.window_starts, report.window_surprise) for report in reports]
-        figure = plot_surprise_curves(
-            curves, labels=[path.name for path in args.videos], title="surprise per window"
-        )
+        names = [path.name for path in args.videos]
+        labels = names if len(set(names)) == len(names) else [str(path) for path in args.videos]  # distinct
+        figure = plot_surprise_curves(curves, labels=labels, title="surprise per window")
         save_figure(figure, args.plot)
     return 0
 

@@ -98,8 +98,9 @@ def _not_found(model_id: str, what: str, error: Exception) -> ModelNotFoundError
     else:
         where = "it is not a local directory and could not be loaded from the Hugging Face Hub"
     bundled = f" Bundled names: {', '.join(sorted(BUNDLED))}." if BUNDLED else ""
+    detail = " ".join(str(error).split())  # the libraries' messages span lines; one line here
     return ModelNotFoundError(
-        f"could not load {what} {model_id!r}: {where}.{bundled} ({type(error).__name__}: {error})"
+        f"could not load {what} {model_id!r}: {where}.{bundled} ({type(error).__name__}: {detail})"
     )
 
 

@@ -314,6 +314,11 @@ def check_output_path(path: str | os.PathLike[str], suffixes: Sequence[str] = ()
         raise ValueError(f"cannot write {path}: the file name must end in {' or '.join(suffixes)}")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write to {path}: it is a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a directory")
+            break
     return path
 
 

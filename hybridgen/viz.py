@@ -271,7 +271,8 @@ def surprise_heatmap(
         raise ValueError(f"unknown matplotlib colormap {colormap!r}")
     low = float(errors.min())
     high = float(errors.max()) if vmax is None else float(vmax)
-    scale = (errors - low) / (high - low) if high > low else np.zeros_like(errors)
+    # a flat map draws at the bottom of the colormap; errors above a `vmax` at or below the smallest one, at the top
+    scale = (errors - low) / (high - low) if high > low else (errors > high).astype(errors.dtype)
     steps, height, width = len(errors), clip.shape[1], clip.shape[2]
     overlays = np.empty((steps, height, width, 3), dtype=np.float32)
     for step in range(steps):

@@ -72,6 +72,21 @@ def test_a_run_started_from_a_checkpoint_records_it_on_the_card(clips, tmp_path)
     assert "- Initialised from `runs/first-stage`" in critic_card(tmp_path / "run", None)
 
 
+def test_the_card_states_the_runs_own_data_masks_and_watch(clips, tmp_path):
+    trainer = make_trainer(clips, steps=2, eval_every=1, eval_pairs=3, data="my/videos")
+    trainer.evaluate = lambda critic: {"mean": 0.5}
+    trainer.fit(tmp_path / "run", show_progress=False)
+    card = critic_card(
+        tmp_path / "run",
+        {"pairs": 2, "seed": 7, "scoring": SCORING, "results": {"critic": {"mean": {"accuracy": 0.5}}}},
+    )
+    assert "- Data: the videos under `my/videos`, random 8-frame windows" in card
+    tubelets = 8 // trainer.model.config.tubelet_size
+    assert f"context = 1..{tubelets - 1} leading or trailing tubelets" in card
+    assert "Mean over kinds, 3 pairs per kind (seeds 500,000+)" in card
+    assert "pair seeds 7+;" in card
+
+
 def test_the_card_of_a_staged_training_describes_every_stage(clips, tmp_path):
     first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
     make_trainer(clips, steps=2).fit(first, show_progress=False)

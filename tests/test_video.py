@@ -13,6 +13,7 @@ from hybridgen import video
 from hybridgen.video import (
     as_frames,
     atomic_write_path,
+    check_output_path,
     read_video,
     resample_frames,
     write_json_atomic,
@@ -192,6 +193,12 @@ def test_read_video_shows_rotated_and_mirrored_videos_as_ffmpeg_does(tmp_path, d
     assert np.abs(frames * 255 - np.frombuffer(shown, np.uint8).reshape(frames.shape)).mean() < 1
     stored, _ = read_video(tmp_path / "stored.mp4")
     assert not np.array_equal(frames, stored)  # something was turned
+
+
+def test_an_output_under_a_file_is_refused_before_writing(tmp_path):
+    (tmp_path / "best.mp4").write_bytes(b"not a folder")
+    with pytest.raises(NotADirectoryError, match=r"best.mp4 is a file, not a directory"):
+        check_output_path(tmp_path / "best.mp4" / "deeper" / "x.mp4", (".mp4",))
 
 
 def test_write_video_failure_midway_leaves_no_file_and_keeps_existing(tmp_path, monkeypatch):

@@ -116,3 +116,6 @@ def test_surprise_heatmap_shape_and_blend():
     assert overlays[0, 0, 0].mean() > 0.9 and overlays[0, -1, -1].mean() < 0.1
     with pytest.raises(ValueError, match="time steps"):
         surprise_heatmap(frames, np.zeros((9, 2, 2)))
+    # errors all above a vmax below the smallest of them: the top of the colormap, not the bottom
+    high = surprise_heatmap(frames, errors + 0.5, vmax=0.3, alpha=1.0, colormap="gray")
+    assert high.min() > 0.9

@@ -41,7 +41,8 @@ class HybridOutput:
 
     Attributes:
         video: the chosen clip, float32 `(T, H, W, 3)` in [0, 1].
-        candidates: every clip, same layout; `reports`: the critic's report for each.
+        candidates: every finished clip (search: the survivors), same layout; `reports`: the critic's report for
+            each.
         best_index: index of the chosen candidate (argmin surprise).
         seeds: the seed each candidate was generated from (rerun one with `torch.Generator().manual_seed(seed)`).
         denoising_steps: total denoising steps spent over all candidates.

@@ -20,6 +20,7 @@ import torch
 from hybridgen.critics.error_head import ERROR_HEAD_FILE
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.training.critic import EVAL_SEED
 from hybridgen.training.error_head import CALIBRATION_SEED
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -83,12 +84,17 @@ def _machine(state: dict) -> str:
     return f", at {machine['threads']} torch threads on {where} (the last run's)"
 
 
-def stage_recipe(state: dict, log: list[dict]) -> list[str]:
+def stage_recipe(state: dict, log: list[dict], tubelet_size: int) -> list[str]:
     """The recipe lines of one training run (its trainer state and log): data, start, optimisation, masks, time."""
     config = state["config"]
+    data = config.get("data", "toyworld")  # runs before 2026-12-03 trained on the toy world only
+    source = (
+        f"toy-world clips rendered on the fly (seed {config['seed']} onward)"
+        if data == "toyworld"
+        else f"the videos under `{data}`"
+    )
     return [
-        f"- Data: toy-world clips rendered on the fly (seed {config['seed']} onward), random {config['window']}-frame"
-        " windows, random left-right mirror. Plausible clips only.",
+        f"- Data: {source}, random {config['window']}-frame windows, random left-right mirror. Plausible clips only.",
         *(
             [f"- Initialised from `{config['init']}` (the weights are that critic's, trained further here)."]
             if config.get("init")
@@ -97,7 +103,7 @@ def stage_recipe(state: dict, log: list[dict]) -> list[str]:
         f"- {config['steps']} steps of batch {config['batch_size']}; AdamW, lr {config['lr']} (warm-up "
         f"{config['warmup_steps']}, cosine to {config['min_lr']}), weight decay {config['weight_decay']}; EMA target"
         f" encoder, momentum {config['ema_start']} -> {config['ema_end']}.",
-        f"- Masks: forward and backward future prediction (context = 1..{config['window'] // 2 - 1} leading or "
+        f"- Masks: forward and backward future prediction (context = 1..{config['window'] // tubelet_size - 1} leading or "
         "trailing tubelets, encoded alone); L1 to layer-normed EMA-encoder targets, blended "
         f"{1 - config['hard_token_weight']:.1f}/{config['hard_token_weight']:.1f} with the mean of each clip's "
         f"hardest {config['hard_token_fraction']:.0%} tokens.",
@@ -133,21 +139,24 @@ def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Pa
         "",
         "## Recipe",
     ]
+    tubelet = model_config["tubelet_size"]
     if len(runs) == 1:
-        lines += stage_recipe(*runs[0][1:])
+        lines += stage_recipe(*runs[0][1:], tubelet)
     else:
         lines.append(f"{len(runs)} training runs, each started from the one before.")
         for number, (stage, state, log) in enumerate(runs, 1):
-            lines += ["", f"### Stage {number}: `{stage}`", *stage_recipe(state, log)]
+            lines += ["", f"### Stage {number}: `{stage}`", *stage_recipe(state, log, tubelet)]
         lines.append("")
     lines.append("- Reproduce: `make toyworld-critic`.")
     watched = [(stage, [row for row in log if "eval" in row]) for stage, _, log in runs]
     if any(evaluations for _, evaluations in watched):
+        pairs = sorted({state["config"].get("eval_pairs", 8) for _, state, _ in runs})
         lines += [
             "",
             "## Violation-pair accuracy watched during training",
             "",
-            "Mean over kinds, 8 pairs per kind (seeds 500,000+), scored with the trainer's violation-pair options at"
+            f"Mean over kinds, {' or '.join(map(str, pairs))} pairs per kind (seeds {EVAL_SEED:,}+), scored with the "
+            "trainer's violation-pair options at"
             f" the time (now `QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
             "",
         ]
@@ -166,7 +175,8 @@ def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Pa
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
         lines += [
             "",
-            "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds 1,000,000+;",
+            "Pairwise accuracy: P(impossible clip more surprising than its plausible twin); pair seeds "
+            f"{results.get('seed', 1_000_000):,}+;",
             f"scoring options {json.dumps(scoring_options(results['scoring']))}, chosen among a few variants on other pairs (seeds",
             "2,000,000+); see BENCHMARKS.md.",
         ]

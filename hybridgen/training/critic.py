@@ -91,6 +91,7 @@ class CriticTrainingConfig:
     checkpoint_every: int = 250
     seed: int = 0
     init: str | None = None  # the checkpoint training started from (None: random weights), for the record
+    data: str = "toyworld"  # what it trained on: "toyworld" (rendered on the fly) or a folder of videos, for the record
     # how the exported critic scores clips by default (stored in critic_config.json): the mean over all target
     # tokens and windows, which ranks generated candidates better than the top tokens do; the violation-pair
     # watch applies `QUICK_VIOLATION_SCORING` on top (hybridgen.toyworld.evaluation)
@@ -510,6 +511,7 @@ def train_critic(
         checkpoint_every=checkpoint_every,
         seed=seed,
         init=init,
+        data=str(data),
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

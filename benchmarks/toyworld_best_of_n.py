@@ -22,6 +22,7 @@ against generating.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
 import tempfile
 import time
@@ -127,6 +128,15 @@ def time_main_job(generator: str, critic: str | None, candidates: int) -> dict:
     }
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) of a model's weights in name order: which checkpoint a bundled name meant."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -190,6 +200,7 @@ def main() -> None:
     results = {
         "generator": args.generator,
         "critic": args.critic or args.generator,
+        "critic_weights": weights_fingerprint(pipe.critic.model),  # which weights a name meant at the time
         "scoring": scoring_options(pipe.critic.scoring_config()),
         "groups": len(groups),
         "first_seed": args.first_seed,

@@ -81,6 +81,10 @@ def test_best_of_n_smoke_run_on_tiny_components(tiny_models, tmp_path):
     assert set(results["term_correlation"]) == set(detail["physics_terms"])
     assert "| checker term |" in result.stdout
     assert 0 < results["timing"]["score_over_generate"] and plot.stat().st_size > 0
+    assert len(results["critic_weights"]) == 16  # which weights the critic's name meant
+    from hybridgen.toyworld.bundle import results_lines
+
+    assert f"(weights sha256 {results['critic_weights']}...)" in "\n".join(results_lines(results))
 
 
 def test_strategies_smoke_run_on_tiny_components(tiny_models, tmp_path):

@@ -250,8 +250,9 @@ def results_lines(results: dict) -> list[str]:
     """Best-of-N and prompt-following lines from `benchmarks/toyworld_best_of_n.py` JSON."""
     lines = [f"{results['groups']} prompt x seed groups, {results['max_candidates']} candidates each."]
     if "scoring" in results:
+        weights = f" (weights sha256 {results['critic_weights']}...)" if "critic_weights" in results else ""
         lines.append(
-            f"Best = least surprising, critic `{results['critic']}` scoring {json.dumps(results['scoring'])}."
+            f"Best = least surprising, critic `{results['critic']}`{weights} scoring {json.dumps(results['scoring'])}."
         )
     lines += [
         "",

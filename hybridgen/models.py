@@ -195,14 +195,11 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
     from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 
     settings, missed = {}, []
-    processor = next(
-        (
-            config
-            for name in PROCESSOR_FILES
-            if (config := _read_checkpoint_json(source, name, options, missed=missed))
-        ),
-        None,
-    )
+    processor = None
+    for filename in PROCESSOR_FILES:  # the first one the checkpoint has
+        processor = _read_checkpoint_json(source, filename, options, missed=missed)
+        if processor is not None:
+            break
     if processor is not None:
         shortest_edge = (processor.get("size") or {}).get("shortest_edge")
         if shortest_edge:

@@ -157,13 +157,18 @@ def _to_unit_float32(array: np.ndarray, *, name: str) -> np.ndarray:
         raise ValueError(f"{name} has unsupported dtype {array.dtype}; use uint8 (0..255) or float (0..1)")
     frames = array.astype(np.float32)  # always a copy, so callers' arrays are never aliased
     _check_finite(frames, name=name)
-    low, high = float(frames.min()), float(frames.max())
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+    check_unit_range(float(frames.min()), float(frames.max()), name=name)
+    return np.clip(frames, 0.0, 1.0, out=frames)
+
+
+def check_unit_range(low: float, high: float, *, name: str) -> None:
+    """Reject float frames whose values (min `low`, max `high`) leave [0, 1] by more than RANGE_TOLERANCE, or are
+    NaN; the error says how to map the usual other ranges."""
+    if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
         raise ValueError(
             f"{name} has float values outside the range [0, 1] (min {low:.4g}, max {high:.4g}); "
             "map [-1, 1] output with (x + 1) / 2, or divide 0..255 floats by 255"
         )
-    return np.clip(frames, 0.0, 1.0, out=frames)
 
 
 def _check_finite(frames: np.ndarray, *, name: str) -> None:

@@ -157,7 +157,7 @@ def test_differentiable_surprise_matches_score_and_has_gradients(critic):
         critic.surprise(video.detach()[:0])
     with pytest.raises(ValueError, match="divide uint8 by 255"):
         critic.surprise((video.detach() * 255).to(torch.uint8))
-    with pytest.raises(ValueError, match=r"frames in \[0, 1\], got values in"):
+    with pytest.raises(ValueError, match=r"surprise\(\)'s video has float values outside the range \[0, 1\]"):
         critic.surprise(video.detach() * 2)
 
 

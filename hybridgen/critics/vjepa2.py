@@ -28,7 +28,7 @@ from transformers import VJEPA2Model
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.report import CriticReport
-from hybridgen.video import RANGE_TOLERANCE, as_frames, check_fps, resample_frames
+from hybridgen.video import as_frames, check_fps, check_unit_range, resample_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -345,9 +345,7 @@ class VJEPA2Critic:
             raise ValueError(
                 f"surprise() needs float frames in [0, 1], got {video.dtype} (divide uint8 by 255)."
             )
-        low, high = float(video.detach().min()), float(video.detach().max())
-        if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):  # NaN fails too
-            raise ValueError(f"surprise() needs frames in [0, 1], got values in [{low:.3g}, {high:.3g}].")
+        check_unit_range(float(video.detach().min()), float(video.detach().max()), name="surprise()'s video")
         batched = video.ndim == 5
         indices = torch.from_numpy(self._frame_indices(video.shape[-4], fps)).to(video.device)
         video = video.index_select(-4, indices)  # the frames `score` would keep; differentiable

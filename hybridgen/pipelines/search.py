@@ -76,9 +76,7 @@ def select_survivors(
         return np.sort(np.argsort(surprise, kind="stable")[:keep])
     z = (surprise - surprise.mean()) / (surprise.std() + 1e-12)
     weights = torch.from_numpy(np.exp(-temperature * (z - z.min())))
-    device = (
-        generator.device if generator is not None else torch.device("cpu")
-    )  # drawn where the generator is
+    device = torch.device("cpu") if generator is None else generator.device  # draw where the generator is
     dtype = torch.float32 if device.type == "mps" else weights.dtype  # MPS has no float64
     drawn = torch.multinomial(weights.to(device, dtype), keep, replacement=False, generator=generator)
     return np.sort(drawn.cpu().numpy())

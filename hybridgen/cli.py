@@ -15,13 +15,14 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.arguments import Parser, count, finite, natural, positive
 from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridgen", description=__doc__.split("\n")[0])
+    parser = Parser(prog="hybridgen", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
     )
+    generate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --save-candidates replace the candidates of an earlier run in DIR (and remove the rest of them)",
+    )
     generate.add_argument("--report", type=Path, metavar="JSON", help="write seeds and scores as JSON")
     generate.add_argument(
         "--sheet",
@@ -84,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--top-fraction",
-        type=float,
+        type=finite,
         metavar="F",
         help="score each window by its F most surprising tokens, e.g. 0.02 (default: the critic's own)",
     )
@@ -120,22 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         help="start from this V-JEPA 2 checkpoint (Hub id, directory or 'toyworld'); default: random",
     )
-    train.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    train.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
-    train.add_argument("--window", type=int, default=8, help="frames per training clip (default 8)")
-    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    train.add_argument("--eval-every", type=int, default=250, help="steps between violation-pair evaluations")
+    train.add_argument("--steps", type=count, default=2000, help="training steps (default 2000)")
+    train.add_argument("--batch-size", type=count, default=16, help="clips per step (default 16)")
+    train.add_argument("--window", type=count, default=8, help="frames per training clip (default 8)")
+    train.add_argument("--lr", type=positive, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument(
-        "--eval-pairs", type=int, default=8, help="pairs per violation kind at each evaluation"
+        "--eval-every", type=count, default=250, help="steps between violation-pair evaluations"
     )
-    train.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    train.add_argument(
+        "--eval-pairs", type=count, default=8, help="pairs per violation kind at each evaluation"
+    )
+    train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
-    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
     train.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where the model trains"
     )
     train.add_argument(
-        "--workers", type=int, default=0, help="processes rendering toy-world clips (default 0: in-process)"
+        "--workers",
+        type=natural,
+        default=0,
+        help="processes rendering toy-world clips (default 0: in-process)",
     )
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of plausible videos"
     )
-    calibrate.add_argument("--steps", type=int, default=600, help="optimiser steps (default 600)")
-    calibrate.add_argument("--batch-size", type=int, default=32, help="windows per step (default 32)")
+    calibrate.add_argument("--steps", type=count, default=600, help="optimiser steps (default 600)")
+    calibrate.add_argument("--batch-size", type=count, default=32, help="windows per step (default 32)")
     calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
-    calibrate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    calibrate.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
     calibrate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -180,17 +191,9 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from hybridgen import HybridPipeline
     from hybridgen.pipelines.hybrid import describe_reports
-    from hybridgen.video import PNG_SUFFIXES, VIDEO_SUFFIXES, check_fps, check_output_path
+    from hybridgen.video import check_fps
 
-    # every output is checked before minutes of generation, not after
-    check_output_path(args.output, VIDEO_SUFFIXES)
-    for path in (args.sheet, args.plot):
-        if path is not None:
-            check_output_path(path, PNG_SUFFIXES)
-    if args.report is not None:
-        check_output_path(args.report)
-    if args.save_candidates is not None and args.save_candidates.is_file():
-        raise NotADirectoryError(f"--save-candidates {args.save_candidates} is a file, not a directory.")
+    check_generate_outputs(args)  # every output, before minutes of generation, not after
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     pipe = HybridPipeline.from_pretrained(
@@ -210,7 +213,7 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     written = [out.save(args.output, fps=args.fps)]
     if args.save_candidates:
-        written += out.save_candidates(args.save_candidates, fps=args.fps)
+        written += out.save_candidates(args.save_candidates, fps=args.fps, overwrite=args.overwrite)
     if args.report:
         written.append(out.save_report(args.report))
     if args.sheet:
@@ -221,6 +224,43 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"chose candidate {out.best_index} ({out.denoising_steps} denoising steps)")
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def check_generate_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that cannot be written or that name one file twice (`-o a.mp4 --report
+    a.mp4` would leave JSON in the video; `-o d/candidate_0.mp4 --save-candidates d`, the best clip replaced by
+    candidate 0), and a candidates folder holding an earlier run's candidates (unless --overwrite)."""
+    from hybridgen.pipelines.hybrid import candidate_paths, check_candidate_directory
+    from hybridgen.video import PNG_SUFFIXES, VIDEO_SUFFIXES, check_output_path
+
+    outputs = [("-o", check_output_path(args.output, VIDEO_SUFFIXES))]
+    for option, path in (("--sheet", args.sheet), ("--plot", args.plot)):
+        if path is not None:
+            outputs.append((option, check_output_path(path, PNG_SUFFIXES)))
+    if args.report is not None:
+        outputs.append(("--report", check_output_path(args.report)))
+    if args.save_candidates is not None:
+        check_candidate_directory(args.save_candidates, overwrite=args.overwrite)
+        candidates = candidate_paths(args.save_candidates, max(0, args.candidates))
+        outputs += [("--save-candidates", path) for path in candidates]
+    check_distinct_files(outputs)
+
+
+def check_distinct_files(outputs: list[tuple[str, Path]]) -> None:
+    """Refuse two `(option, path)` outputs that are one file: the same path once resolved (symbolic links,
+    `..`, relative and absolute spellings), or two names of one existing file (hard links)."""
+    seen: dict[Path, tuple[str, Path]] = {}
+    for option, path in outputs:
+        resolved = path.resolve()
+        twin = seen.get(resolved) or next(
+            (seen[other] for other in seen if path.exists() and other.exists() and path.samefile(other)), None
+        )
+        if twin is not None:
+            raise ValueError(
+                f"{twin[0]} {twin[1]} and {option} {path} are the same file: one would overwrite the other; "
+                "give each output its own file."
+            )
+        seen[resolved] = (option, path)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -339,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
         print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was being written has been removed on the way out
+        print(f"\nhybridgen {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Where models come from: a bundled name, a local directory, or a Hugging Face Hub id.
 
 Loading goes through `transformers.VJEPA2Model.from_pretrained` and `diffusers.DiffusionPipeline.from_pretrained`,
-which read the Hub cache and honour `HF_HUB_OFFLINE`. Remote code is never trusted. Failures become one
-`ModelNotFoundError` that says what was tried.
+which read the Hub cache and honour `HF_HUB_OFFLINE`. Nothing loaded runs code: weights are read from safetensors
+only (pickled `.bin` / `.pt` weights are refused), remote code is never trusted, and a pipeline's components must
+be diffusers or transformers classes. Failures become one `ModelNotFoundError` that says what was tried.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from importlib.metadata import version
@@ -19,7 +21,9 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 from packaging.version import Version
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # never pickles: they can run code
+# libraries whose classes a pipeline's model_index.json may name; any other module it names would be imported
+COMPONENT_LIBRARIES = ("diffusers", "transformers")
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
 CRITIC_CONFIG_FILE = "critic_config.json"
 # hybridgen's file next to a pipeline's model_index.json: {"fps": clip frame rate, "pipeline_call": {keyword: default}}
@@ -86,19 +90,33 @@ def _check_local_dir(path: Path, required: tuple[str, ...], what: str) -> None:
     if not path.is_dir():
         raise ModelNotFoundError(f"{what} path {str(path)!r} exists but is not a directory.")
     if not any((path / name).is_file() for name in required):
+        pickled = sorted(
+            p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+        )
+        hint = (
+            f" It holds pickled weights ({', '.join(pickled)}), which hybridgen never loads since unpickling can "
+            "run code: convert them to safetensors (save_pretrained(..., safe_serialization=True)) where you "
+            "trust the file."
+            if pickled
+            else " Save one with save_pretrained(), or pass a Hub id."
+        )
         raise ModelNotFoundError(
-            f"directory {str(path)!r} is not a saved {what}: none of {', '.join(required)} is in it. "
-            "Save one with save_pretrained(), or pass a Hub id."
+            f"directory {str(path)!r} is not a saved {what}: none of {', '.join(required)} is in it.{hint}"
         )
 
 
-def _not_found(model_id: str, what: str, error: Exception) -> ModelNotFoundError:
+def _not_found(model_id: str, what: str, error: Exception, *, local: bool = False) -> ModelNotFoundError:
+    detail = " ".join(str(error).split())  # the libraries' messages span lines; one line here
+    if local:  # the directory was found: what failed is a file in it
+        return ModelNotFoundError(
+            f"could not load {what} from the local directory {model_id!r}: a file in it is missing or broken "
+            f"({type(error).__name__}: {detail})"
+        )
     if hub_offline():
         where = "it is neither a local directory nor in the Hugging Face cache (HF_HUB_OFFLINE=1 is set)"
     else:
         where = "it is not a local directory and could not be loaded from the Hugging Face Hub"
     bundled = f" Bundled names: {', '.join(sorted(BUNDLED))}." if BUNDLED else ""
-    detail = " ".join(str(error).split())  # the libraries' messages span lines; one line here
     return ModelNotFoundError(
         f"could not load {what} {model_id!r}: {where}.{bundled} ({type(error).__name__}: {detail})"
     )
@@ -153,9 +171,9 @@ def load_vjepa2(
     options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
     try:
         dtype = {dtype_keyword("transformers", "4.56"): torch_dtype}
-        model = VJEPA2Model.from_pretrained(source, **dtype, **options)
+        model = VJEPA2Model.from_pretrained(source, **dtype, **options, use_safetensors=True)
     except (OSError, ValueError, HFValidationError) as error:
-        raise _not_found(str(model_id), "V-JEPA 2 critic", error) from error
+        raise _not_found(str(model_id), "V-JEPA 2 critic", error, local=local.exists()) from error
     return model.eval(), _critic_settings(source, model.config.crop_size, options)
 
 
@@ -182,7 +200,15 @@ def _read_checkpoint_json(
     source: str, filename: str, options: dict, *, missed: list | None = None
 ) -> dict | None:
     path = _checkpoint_file(source, filename, options, missed=missed)
-    return json.loads(path.read_text()) if path is not None else None
+    if path is None:
+        return None
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): repair or remove it.") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(content).__name__}.")
+    return content
 
 
 def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
@@ -241,17 +267,45 @@ def load_video_pipeline(
     if local.exists():
         _check_local_dir(local, ("model_index.json",), "diffusers pipeline")
     offline = hub_offline() if local_files_only is None else local_files_only
+    options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
+    try:
+        index = _read_checkpoint_json(source, "model_index.json", options) or {}
+    except (OSError, HFValidationError) as error:
+        raise _not_found(str(model_id), "video pipeline", error, local=local.exists()) from error
+    _check_components(str(model_id), index)
     try:
         return DiffusionPipeline.from_pretrained(
             source,
             **{dtype_keyword("diffusers", "0.40"): torch_dtype},
             variant=variant,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=offline,
+            **options,
+            use_safetensors=True,
+            trust_remote_code=False,
         )
     except (OSError, ValueError, HFValidationError) as error:
-        raise _not_found(str(model_id), "video pipeline", error) from error
+        raise _not_found(str(model_id), "video pipeline", error, local=local.exists()) from error
+
+
+def _check_components(model_id: str, index: dict) -> None:
+    """Refuse a `model_index.json` naming a pipeline or component class outside diffusers and transformers:
+    diffusers would import whatever installed module it names (a custom pipeline's code needs
+    `trust_remote_code`, which hybridgen never passes)."""
+    import diffusers
+
+    pipeline_class = index.get("_class_name")
+    if pipeline_class is not None and not hasattr(diffusers, str(pipeline_class)):
+        raise ValueError(
+            f"{model_id}: model_index.json names the pipeline class {pipeline_class!r}, which diffusers does not "
+            "have: custom pipeline code is not loaded."
+        )
+    for name, entry in index.items():
+        if name.startswith("_") or not isinstance(entry, list) or entry[:1] == [None]:
+            continue
+        if entry[0] not in COMPONENT_LIBRARIES:
+            raise ValueError(
+                f"{model_id}: model_index.json takes its component {name!r} from {entry[0]!r}; hybridgen loads "
+                f"components of {' and '.join(COMPONENT_LIBRARIES)} only, so no other code runs."
+            )
 
 
 def load_call_defaults(
@@ -271,5 +325,17 @@ def load_call_defaults(
     offline = hub_offline() if local_files_only is None else local_files_only
     options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": offline}
     config = _read_checkpoint_json(source, CALL_DEFAULTS_FILE, options) or {}
-    fps = config.get("fps")
-    return dict(config.get("pipeline_call", {})), float(fps) if fps is not None else None
+    unknown = set(config) - {"fps", "pipeline_call"}
+    call, fps = config.get("pipeline_call", {}), config.get("fps")
+    if unknown or not isinstance(call, dict) or not (fps is None or _is_positive_number(fps)):
+        raise ValueError(
+            f'{model_id}: {CALL_DEFAULTS_FILE} must hold {{"fps": a positive number, "pipeline_call": '
+            f"{{argument: value}}}}; got {json.dumps(config)[:200]}."
+        )
+    return dict(call), float(fps) if fps is not None else None
+
+
+def _is_positive_number(value) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )

@@ -58,8 +58,8 @@ class GuidanceOptions:
     objective: str = "mean"
 
     def __post_init__(self):
-        if not self.scale > 0:
-            raise ValueError(f"scale must be > 0, got {self.scale!r}.")
+        if not 0 < self.scale < math.inf:
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale!r}.")
         if not 0 <= self.start < self.end <= 1:
             raise ValueError(f"need 0 <= start < end <= 1, got start={self.start!r}, end={self.end!r}.")
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:

@@ -18,10 +18,24 @@ import torch
 
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import VJEPA2Critic
-from hybridgen.models import BUNDLED, check_device, check_torch_dtype, load_call_defaults, load_video_pipeline
+from hybridgen.models import (
+    BUNDLED,
+    CALL_DEFAULTS_FILE,
+    check_device,
+    check_torch_dtype,
+    load_call_defaults,
+    load_video_pipeline,
+)
 from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
+from hybridgen.pipelines.limits import (
+    available_memory,
+    call_sizes,
+    check_candidates_fit,
+    check_finite_numbers,
+    check_positional_limits,
+)
 from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates
 from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
 from hybridgen.video import write_json_atomic, write_video
@@ -74,13 +88,24 @@ class HybridOutput:
         """Write the chosen clip as H.264 MP4 (atomically), at `fps` or the clips' own frame rate."""
         return write_video(self.video, path, fps=self.fps if fps is None else fps)
 
-    def save_candidates(self, directory: str | Path, fps: float | None = None) -> list[Path]:
-        """Write every candidate as `candidate_<i>.mp4` in `directory`."""
+    def save_candidates(
+        self, directory: str | Path, fps: float | None = None, *, overwrite: bool = False
+    ) -> list[Path]:
+        """Write every candidate as `candidate_<i>.mp4` in `directory`.
+
+        A folder already holding candidates of an earlier run is refused unless `overwrite`, which then also
+        removes the earlier candidates this run does not replace: the folder never mixes two runs.
+        """
         directory = Path(directory)
-        return [
-            write_video(clip, directory / f"candidate_{i}.mp4", fps=self.fps if fps is None else fps)
-            for i, clip in enumerate(self.candidates)
+        stale = check_candidate_directory(directory, overwrite=overwrite)
+        paths = candidate_paths(directory, len(self.candidates))
+        written = [
+            write_video(clip, path, fps=self.fps if fps is None else fps)
+            for path, clip in zip(paths, self.candidates)
         ]
+        for path in set(stale) - set(paths):
+            path.unlink(missing_ok=True)
+        return written
 
     def candidate_labels(self) -> list[str]:
         return [f"#{i}  surprise {s:.4f}" for i, s in enumerate(self.surprises)]
@@ -161,6 +186,7 @@ class HybridPipeline:
         self.critic = critic
         self.call_defaults = dict(call_defaults or {})
         self._check_pipeline_kwargs(self.call_defaults, "call_defaults")
+        check_finite_numbers(self.call_defaults, "call_defaults")
         self.fps = float(fps) if fps is not None else None
 
     @classmethod
@@ -206,7 +232,12 @@ class HybridPipeline:
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
             )
-        hybrid = cls(pipeline, critic, call_defaults=call_defaults, fps=fps)
+        try:
+            hybrid = cls(pipeline, critic, call_defaults=call_defaults, fps=fps)
+        except TypeError as error:  # an argument the pipeline does not take: the checkpoint's file is wrong
+            raise ValueError(
+                f"{generator_id}: {CALL_DEFAULTS_FILE} does not suit its pipeline: {error}"
+            ) from None
         return hybrid.to(device) if device is not None else hybrid
 
     def to(self, device: str | torch.device) -> HybridPipeline:
@@ -226,6 +257,7 @@ class HybridPipeline:
         guidance,
         sizes,
         pipeline_kwargs,
+        call_kwargs,
     ) -> None:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
@@ -262,6 +294,12 @@ class HybridPipeline:
                     f"{name}= options were given but strategy is {strategy!r}; pass strategy={name!r}."
                 )
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
+        check_finite_numbers(pipeline_kwargs, "HybridPipeline call")
+        # what the generator can make, and what fits in memory, before the first step
+        clip_sizes = call_sizes(self.pipeline, call_kwargs)
+        if clip_sizes is not None:
+            check_positional_limits(self.pipeline, clip_sizes)
+        check_candidates_fit(num_candidates, clip_sizes, available_memory())
 
     def _check_pipeline_kwargs(self, kwargs: dict, where: str) -> None:
         accepted = call_parameters(self.pipeline)
@@ -313,13 +351,22 @@ class HybridPipeline:
         # 1. Check inputs
         sizes = {"num_frames": num_frames, "height": height, "width": width}
         sizes["num_inference_steps"] = num_inference_steps
-        self.check_inputs(
-            prompt, num_candidates, strategy, generator, batch_size, search, guidance, sizes, pipeline_kwargs
-        )
-        num_candidates = int(num_candidates)
         call_kwargs = dict(self.call_defaults)
         call_kwargs.update({name: value for name, value in sizes.items() if value is not None})
         call_kwargs.update(pipeline_kwargs)
+        self.check_inputs(
+            prompt,
+            num_candidates,
+            strategy,
+            generator,
+            batch_size,
+            search,
+            guidance,
+            sizes,
+            pipeline_kwargs,
+            call_kwargs,
+        )
+        num_candidates = int(num_candidates)
 
         # 2. One seed per candidate, drawn from the caller's generator
         seeds = candidate_seeds(num_candidates, generator)
@@ -397,6 +444,33 @@ class HybridPipeline:
                 self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
             )
         return candidates, steps, guide.surprises
+
+
+def candidate_paths(directory: str | Path, num_candidates: int) -> list[Path]:
+    """Where `HybridOutput.save_candidates` writes candidate i: `directory/candidate_<i>.mp4`."""
+    return [Path(directory) / f"candidate_{i}.mp4" for i in range(num_candidates)]
+
+
+def check_candidate_directory(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Check that candidates can be written to `directory` (a folder, or a path to create as one) without mixing
+    runs; return the candidate files of an earlier run it holds (only when `overwrite`, else they are an error).
+    """
+    directory = Path(directory)
+    for path in (directory, *directory.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == directory else f"is inside {path}, a file"
+                raise NotADirectoryError(
+                    f"cannot write candidates to {directory}: it {where}, not a directory."
+                )
+            break
+    stale = sorted(directory.glob("candidate_*.mp4")) if directory.is_dir() else []
+    if stale and not overwrite:
+        raise FileExistsError(
+            f"{directory} already holds {len(stale)} candidate clip(s) of an earlier run ({stale[0].name}, ...): "
+            "choose an empty folder, or overwrite them (overwrite=True, --overwrite on the command line)."
+        )
+    return stale
 
 
 def candidate_seeds(num_candidates: int, generator: torch.Generator | None) -> list[int]:

@@ -54,8 +54,8 @@ class SearchOptions:
             )
         if not 0 < self.keep <= 1:
             raise ValueError(f"keep must be in (0, 1], got {self.keep!r}.")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 or None, got {self.temperature!r}.")
+        if self.temperature is not None and not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be a finite number > 0, or None, got {self.temperature!r}.")
 
     def boundaries(self, num_steps: int) -> list[int]:
         """Step indices where segments end: distinct, increasing, the last one `num_steps`."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from hybridgen.arguments import count, natural, positive
+
 
 def add_train_generator_parser(commands) -> argparse.ArgumentParser:
     """Add the `train-generator` sub-command to `commands` (the object `add_subparsers()` returns)."""
@@ -21,14 +23,18 @@ def add_train_generator_parser(commands) -> argparse.ArgumentParser:
     train.add_argument(
         "output", type=Path, help="directory for the pipeline, its checkpoint and training log"
     )
-    train.add_argument("--num-clips", type=int, default=3000, help="toy-world training clips (default 3000)")
-    train.add_argument("--vae-steps", type=int, default=2000, help="stage 1: VAE steps (default 2000)")
-    train.add_argument("--steps", type=int, default=2400, help="stage 2: transformer steps (default 2400)")
-    train.add_argument("--batch-size", type=int, default=16, help="stage 2: clips per step (default 16)")
-    train.add_argument("--lr", type=float, default=5e-4, help="stage 2: peak learning rate (default 5e-4)")
-    train.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    train.add_argument(
+        "--num-clips", type=count, default=3000, help="toy-world training clips (default 3000)"
+    )
+    train.add_argument("--vae-steps", type=natural, default=2000, help="stage 1: VAE steps (default 2000)")
+    train.add_argument(
+        "--steps", type=natural, default=2400, help="stage 2: transformer steps (default 2400)"
+    )
+    train.add_argument("--batch-size", type=count, default=16, help="stage 2: clips per step (default 16)")
+    train.add_argument("--lr", type=positive, default=5e-4, help="stage 2: peak learning rate (default 5e-4)")
+    train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data and noise (default 0)")
-    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     return train

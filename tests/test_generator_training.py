@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -164,8 +165,43 @@ def test_interrupted_runs_resume_to_the_same_weights(tmp_path):
 def test_resume_refuses_another_architecture(tmp_path):
     GeneratorTrainer(tiny_config(steps=1, vae_steps=1)).fit(tmp_path / "run", show_progress=False)
     other = GeneratorTrainer(tiny_config(transformer={**TINY_TRANSFORMER, "num_layers": 1}))
-    with pytest.raises(ValueError, match="another architecture"):
+    with pytest.raises(ValueError, match="was trained with transformer=.*'num_layers': 2"):
         other.fit(tmp_path / "run", show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lr", 1e-3),
+        ("batch_size", 4),
+        ("num_clips", 10),
+        ("seed", 1),
+        ("vae_lr", 1e-3),
+        ("kl_weight", 0.0),
+        ("vae", {**TINY_VAE, "base_dim": 4}),
+    ],
+)
+def test_resume_refuses_other_training_settings(tmp_path, name, value):
+    GeneratorTrainer(tiny_config(steps=1, vae_steps=1)).fit(tmp_path / "run", show_progress=False)
+    saved = getattr(tiny_config(), name)
+    expected = (
+        re.escape(f"was trained with {name}={saved!r}; this run asks {name}={value!r}: ") + ".*--no-resume"
+    )
+    with pytest.raises(ValueError, match=expected):
+        GeneratorTrainer(tiny_config(steps=2, vae_steps=1, **{name: value})).fit(
+            tmp_path / "run", show_progress=False
+        )
+    fresh = GeneratorTrainer(tiny_config(steps=2, vae_steps=1, **{name: value}))
+    fresh.fit(tmp_path / "run", resume=False, show_progress=False)  # starting over is the user's call
+    assert (fresh.vae_step, fresh.step) == (1, 2)
+
+
+def test_resume_accepts_more_steps_and_other_checkpoint_periods(tmp_path):
+    GeneratorTrainer(tiny_config(steps=2, vae_steps=2)).fit(tmp_path / "run", show_progress=False)
+    more = tiny_config(steps=3, vae_steps=3, checkpoint_every=7, eval_clips=1, sample_steps=5)
+    resumed = GeneratorTrainer(more)
+    resumed.fit(tmp_path / "run", show_progress=False)
+    assert (resumed.vae_step, resumed.step) == (2, 3)  # a finished VAE stage is not resumed
 
 
 def test_unclamped_decode_matches_the_vae():

@@ -113,6 +113,46 @@ def test_resume_continues_from_the_checkpoint(clips, tmp_path):
     assert fresh.history[-1]["step"] == 6
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"seed": 1},
+        {"lr": 1e-3},
+        {"batch_size": 4},
+        {"window": 4},
+        {"init": "runs/other"},
+        {"lr": 5e-4, "seed": 2},  # each differing setting is named, in the config's order
+    ],
+)
+def test_resume_refuses_other_training_settings(clips, tmp_path, changed):
+    first = {"steps": 1, "batch_size": 2}
+    second = {**first, "steps": 2, **changed}  # more steps alone would be fine
+    make_trainer(clips, **first).fit(tmp_path / "run", show_progress=False)
+    state = tmp_path / "run" / "checkpoint" / "trainer_state.json"
+    recorded = state.read_text()
+    with pytest.raises(ValueError, match="--no-resume") as error:
+        make_trainer(clips, **second).fit(tmp_path / "run", show_progress=False)
+    saved = {"seed": 0, "lr": 2e-3, "batch_size": 2, "window": 8, "init": None}
+    trained = ", ".join(f"{name}={saved[name]!r}" for name in changed)
+    asked = ", ".join(f"{name}={value!r}" for name, value in changed.items())
+    expected = f"in {tmp_path / 'run' / 'checkpoint'} was trained with {trained}; this run asks {asked}:"
+    assert expected in str(error.value)
+    assert state.read_text() == recorded  # the recorded config is not rewritten
+    trainer = make_trainer(clips, **second)
+    trainer.fit(tmp_path / "run", resume=False, show_progress=False)  # starting over is the user's call
+    assert trainer.step == 2 and len(trainer.history) == 2
+
+
+def test_resume_accepts_more_steps_and_other_watch_settings(clips, tmp_path):
+    make_trainer(clips, steps=2, batch_size=2).fit(tmp_path / "run", show_progress=False)
+    changed = {"eval_every": 7, "eval_pairs": 3, "checkpoint_every": 5, "collapse_patience": 50}
+    resumed = make_trainer(clips, steps=3, batch_size=2, **changed)
+    resumed.fit(tmp_path / "run", show_progress=False)
+    assert resumed.step == 3 and len(resumed.history) == 3
+    recorded = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["config"]
+    assert recorded["steps"] == 3 and recorded["eval_pairs"] == 3  # the card states the last run's
+
+
 def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
     """A new process (new model, new pool) resumes at the checkpoint and ends with the same weights; the steps
     logged after the checkpoint and lost are logged once."""
@@ -170,7 +210,7 @@ def test_collapse_is_detected_and_stops_training(clips, tmp_path):
     with pytest.warns(UserWarning, match="collapsed"), pytest.raises(CollapseError):
         trainer.fit(tmp_path / "run", show_progress=False)
     assert trainer.step == 3
-    assert (tmp_path / "run" / "checkpoint" / "trainer_state.pt").is_file()
+    assert (tmp_path / "run" / "checkpoint" / "trainer_state.json").is_file()
 
 
 def test_evaluation_runs_on_schedule(clips, tmp_path):

@@ -15,13 +15,12 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from hybridgen.critics.error_head import ERROR_HEAD_FILE
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
 from hybridgen.training.critic import EVAL_SEED
 from hybridgen.training.error_head import CALIBRATION_SEED
+from hybridgen.training.state import load_state, state_exists
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # what each role ships: files, and for the generator the diffusers component folders (not checkpoint/ or the log)
@@ -54,8 +53,9 @@ def training_stages(run_dir: Path, earlier_stages: Sequence[Path] = ()) -> list[
     """The run directories of a staged training with their trainer states, oldest first, ending with `run_dir`.
 
     Given `earlier_stages` they are taken as they are; otherwise each run's recorded `init` is followed back while it
-    names a training run directory (one with `checkpoint/trainer_state.pt`), as `make toyworld-critic` chains them.
-    Each trainer state is read once.
+    names a training run directory (one with a trainer state in `checkpoint/`), as `make toyworld-critic` chains
+    them. Each trainer state is read once, with `load_state` (JSON + safetensors): a run whose checkpoint holds only
+    the old pickled `trainer_state.pt` is refused, never unpickled.
     """
     if earlier_stages:
         return [(Path(stage), _trainer_state(Path(stage))) for stage in (*earlier_stages, run_dir)]
@@ -63,13 +63,19 @@ def training_stages(run_dir: Path, earlier_stages: Sequence[Path] = ()) -> list[
     while True:
         init = stages[0][1]["config"].get("init")
         known = [stage for stage, _ in stages]
-        if not init or not (Path(init) / "checkpoint" / "trainer_state.pt").is_file() or Path(init) in known:
+        if not init or Path(init) in known or not state_exists(Path(init) / "checkpoint"):
             return stages
         stages.insert(0, (Path(init), _trainer_state(Path(init))))
 
 
 def _trainer_state(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoint" / "trainer_state.pt", weights_only=False)
+    """The trainer state of the run in `run_dir` (its config and machine feed the card)."""
+    checkpoint = run_dir / "checkpoint"
+    if not state_exists(checkpoint):
+        raise FileNotFoundError(
+            f"{run_dir} has no trainer state in {checkpoint}: is it a training run directory?"
+        )
+    return load_state(checkpoint)
 
 
 def _training_log(run_dir: Path) -> list[dict]:

@@ -1,11 +1,12 @@
-"""Checkpoint helpers: replace a directory atomically; restore a run's log; record the machine it trained on."""
+"""Checkpoint helpers: replace a directory atomically; restore a run's log; record the machine it trained on; refuse
+a run directory that is a file, a checkpoint that is broken, and a resume with other training settings."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,3 +67,65 @@ def restore_log(log_path: Path, history: list[dict]) -> None:
 def training_machine(device: str | torch.device = "cpu") -> dict:
     """Where a run trains, saved with its checkpoints for the model card: device, torch threads, CPU cores."""
     return {"device": str(device), "threads": torch.get_num_threads(), "cpu_cores": os.cpu_count()}
+
+
+def check_output_dir(output_dir: str | Path) -> Path:
+    """`output_dir` as a Path if a training run can write there: a directory, or nothing yet under directories.
+
+    Trainers call it first, so that `train-critic notes.txt` fails at once, not after rendering its clips.
+    """
+    output_dir = Path(output_dir)
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "it is" if folder == output_dir else f"{folder} is"
+                raise NotADirectoryError(f"cannot train into {output_dir}: {where} a file, not a directory.")
+            break
+    return output_dir
+
+
+class BrokenCheckpointError(ValueError):
+    """A checkpoint file cannot be read (truncated, malformed, missing) or does not fit the trainer."""
+
+
+@contextmanager
+def reading_checkpoint_file(path: Path) -> Iterator[None]:
+    """Turn any failure to read or apply checkpoint file `path` into one `BrokenCheckpointError` naming it.
+
+    The readers fail in many ways (safetensors' own error, JSON, key and shape errors); a user needs one line
+    saying which file is broken and how to go on, not a traceback.
+    """
+    try:
+        yield
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise BrokenCheckpointError(
+            f"cannot resume from {path} ({type(error).__name__}: {reason}): the file is broken or belongs to "
+            "another run. Pass --no-resume (resume=False) to start the training over."
+        ) from None
+
+
+def check_same_settings(directory: Path, saved: dict, wanted: dict, changeable: Collection[str]) -> None:
+    """Refuse to resume the checkpoint in `directory`, trained with config `saved`, under another config `wanted`.
+
+    Resuming with another seed, learning rate, batch size, ... would silently mix two trainings and record only
+    the second; the settings in `changeable` (more steps, another evaluation or checkpoint period) do not change
+    what was trained so far and may differ. Settings the checkpoint does not record are not compared.
+    """
+    differing = [
+        name
+        for name, value in wanted.items()
+        if name not in changeable and name in saved and _plain(saved[name]) != _plain(value)
+    ]
+    if differing:
+        trained = ", ".join(f"{name}={saved[name]!r}" for name in differing)
+        asked = ", ".join(f"{name}={wanted[name]!r}" for name in differing)
+        raise ValueError(
+            f"the checkpoint in {directory} was trained with {trained}; this run asks {asked}: resuming would mix "
+            "two trainings. Pass the same settings, or --no-resume (resume=False) to start over."
+        )
+
+
+def _plain(value):
+    """`value` as JSON reads it back (tuples become lists), so that `(1, 2)` and `[1, 2]` compare equal."""
+    return json.loads(json.dumps(value))

@@ -13,7 +13,9 @@ One step, on a batch of plausible clips `x` of `window` frames:
 
 The trainer never sees a violation: surprise at impossible events must emerge from learning to predict.
 A collapse monitor watches the spread of the target embeddings across samples and tokens and stops training
-when it vanishes. Checkpoints (`save_pretrained`, safetensors) make a run resumable.
+when it vanishes. Checkpoints make a run resumable: the model (`save_pretrained`) and the EMA encoder in safetensors,
+the rest of the trainer's state in JSON + safetensors (`hybridgen.training.state`), so that resuming never unpickles
+anything. A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
 from hybridgen.training.checkpoints import (
+    check_output_dir,
+    check_same_settings,
+    reading_checkpoint_file,
     recover_directory,
     replacing_directory,
     restore_log,
     training_machine,
 )
+from hybridgen.training.state import STATE_JSON, load_state, save_state, state_exists
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -114,6 +120,18 @@ class CriticTrainingConfig:
             raise ValueError(f"need 0 < ema_start <= ema_end <= 1, got {self.ema_start}, {self.ema_end}.")
         if not set(self.directions) <= {"forward", "backward"} or not self.directions:
             raise ValueError(f"directions={self.directions} must be a non-empty subset of forward/backward.")
+
+
+# settings a resumed run may change: how long it trains, how often it evaluates and checkpoints, and when the
+# collapse monitor gives up; every other one changes what a step computes (`check_same_settings`)
+RESUMABLE_CHANGES = (
+    "steps",
+    "eval_every",
+    "eval_pairs",
+    "checkpoint_every",
+    "collapse_threshold",
+    "collapse_patience",
+)
 
 
 class CollapseError(RuntimeError):
@@ -252,7 +270,8 @@ class CriticTrainer:
         return VJEPA2Critic(model.to(self.device).eval(), **self.config.scoring)
 
     def save_checkpoint(self, directory: Path) -> None:
-        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
+        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint): the
+        model, the EMA encoder, and the trainer's state (`save_state`: JSON + safetensors, nothing pickled)."""
         with replacing_directory(directory) as temporary:
             self.model.save_pretrained(temporary / "model")
             save_file(self.target_encoder.state_dict(), str(temporary / "target_encoder.safetensors"))
@@ -267,20 +286,31 @@ class CriticTrainer:
             }
             if hasattr(self.sample_clips, "state_dict"):  # e.g. the toy world's pool of rendered clips
                 state["clips"] = self.sample_clips.state_dict()
-            torch.save(state, temporary / "trainer_state.pt")
+            save_state(temporary, state)
 
     def load_checkpoint(self, directory: Path) -> None:
-        model = VJEPA2Model.from_pretrained(directory / "model")
-        self.model.load_state_dict(model.state_dict())
-        self.target_encoder.load_state_dict(load_file(str(directory / "target_encoder.safetensors")))
-        state = torch.load(directory / "trainer_state.pt", map_location="cpu", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.step = state["step"]
-        self.low_spread_steps = state.get("low_spread_steps", 0)
-        self.history = state["history"]
-        if "clips" in state and hasattr(self.sample_clips, "load_state_dict"):
-            self.sample_clips.load_state_dict(state["clips"])
+        """Restore the run saved in `directory`. Raises `ValueError` if it was trained with other settings
+        (`RESUMABLE_CHANGES` aside) and `BrokenCheckpointError` (a `ValueError`) naming a file that is broken."""
+        state = load_state(directory)
+        with reading_checkpoint_file(directory / STATE_JSON):
+            saved_config = dict(state["config"])
+        check_same_settings(directory, saved_config, asdict(self.config), RESUMABLE_CHANGES)
+        with reading_checkpoint_file(directory / "model" / "model.safetensors"):
+            # this trainer's architecture (the settings check compared `init`): only the weights file is read
+            model = VJEPA2Model.from_pretrained(
+                directory / "model", config=self.model.config, use_safetensors=True
+            )
+            self.model.load_state_dict(model.state_dict())
+        with reading_checkpoint_file(directory / "target_encoder.safetensors"):
+            self.target_encoder.load_state_dict(load_file(str(directory / "target_encoder.safetensors")))
+        with reading_checkpoint_file(directory / STATE_JSON):
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
+            self.step = state["step"]
+            self.low_spread_steps = state.get("low_spread_steps", 0)
+            self.history = state["history"]
+            if "clips" in state and hasattr(self.sample_clips, "load_state_dict"):
+                self.sample_clips.load_state_dict(state["clips"])
 
     # ------------------------------------------------------------------ the loop
     def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> VJEPA2Critic:
@@ -288,11 +318,12 @@ class CriticTrainer:
 
         The exported critic is also written to `output_dir` (`save_pretrained` + `critic_config.json`) and the
         per-step log to `output_dir/training_log.jsonl`. Raises `CollapseError` (after a warning and a final
-        checkpoint) if the embeddings collapse.
+        checkpoint) if the embeddings collapse. With `resume`, a checkpoint there is resumed (`load_checkpoint`);
+        one in the old pickle format is refused (`PickledCheckpointError`), never read.
         """
-        output_dir = Path(output_dir)
+        output_dir = check_output_dir(output_dir)
         checkpoint = recover_directory(output_dir / "checkpoint")
-        if resume and (checkpoint / "trainer_state.pt").is_file():
+        if resume and state_exists(checkpoint):
             self.load_checkpoint(checkpoint)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "training_log.jsonl"
@@ -496,10 +527,12 @@ def train_critic(
     Starts from `init` (a V-JEPA 2 checkpoint) or from random weights of `toyworld_critic_config()`. On the toy
     world, every `eval_every` steps the exported critic is scored with `QUICK_VIOLATION_SCORING` on `eval_pairs`
     violation pairs per kind (never trained on). `device` is where the model trains; `workers` render toy-world
-    clips in background processes (see `ToyWorldClips`). Returns a summary: steps, final loss, wall time, last
-    evaluation.
+    clips in background processes (see `ToyWorldClips`). An `output_dir` that is a file is refused before any
+    clip is rendered. Returns a summary: steps, final loss, wall time, last evaluation.
     """
     from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize
+
+    check_output_dir(output_dir)
 
     config = CriticTrainingConfig(
         steps=steps,
@@ -510,7 +543,7 @@ def train_critic(
         eval_pairs=eval_pairs,
         checkpoint_every=checkpoint_every,
         seed=seed,
-        init=init,
+        init=None if init is None else str(init),  # recorded as text (a Path is not JSON)
         data=str(data),
     )
     with torch.random.fork_rng():

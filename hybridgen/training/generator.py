@@ -18,7 +18,9 @@ The VAE is a Wan 2.2-style `AutoencoderKLWan` (`patch_size=2`, `is_residual=True
 four: 8x in space, 4x in time, so 32x32 gives a 4x4 latent grid and the transformer (patch 1x1x1) sees
 5 x 4 x 4 = 80 tokens. The text encoder is a tiny random UMT5 that stays frozen: a random encoder still gives each
 caption a distinct embedding sequence. The shipped transformer is an EMA of the trained one. Checkpoints in
-`output_dir/checkpoint` make every stage resumable.
+`output_dir/checkpoint` make every stage resumable: weights and latents in safetensors, the rest of the trainer's
+state in JSON + safetensors (`hybridgen.training.state`), so that resuming never unpickles anything. A resume must
+ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`.
 """
 
 from __future__ import annotations
@@ -40,15 +42,30 @@ from tqdm.auto import tqdm
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
 from hybridgen.training.checkpoints import (
+    check_output_dir,
+    check_same_settings,
+    reading_checkpoint_file,
     recover_directory,
     replacing_directory,
     restore_log,
     training_machine,
 )
+from hybridgen.training.state import STATE_JSON, load_state, save_state, state_exists
 from hybridgen.video import write_json_atomic
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
 EVAL_SEED = 900_000
+# settings a resumed run may change: how long each stage trains (a finished VAE stage is never resumed, so more
+# `vae_steps` then have no effect), how often it checkpoints, the held-out clips measured once after stage 1 and
+# the sampling defaults written at the end; every other one changes what a step computes (`check_same_settings`)
+RESUMABLE_CHANGES = (
+    "steps",
+    "vae_steps",
+    "checkpoint_every",
+    "eval_clips",
+    "sample_steps",
+    "sample_guidance_scale",
+)
 
 
 def default_vae_config() -> dict:
@@ -430,7 +447,8 @@ class GeneratorTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, directory: Path) -> None:
-        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint)."""
+        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint): weights
+        and latents in safetensors, the trainer's state with `save_state` (JSON + safetensors, nothing pickled)."""
         with replacing_directory(directory) as temporary:
             save_file(self.vae.state_dict(), str(temporary / "vae.safetensors"))
             save_file(self.transformer.state_dict(), str(temporary / "transformer.safetensors"))
@@ -438,46 +456,47 @@ class GeneratorTrainer:
             if self.latents is not None:
                 tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
                 save_file(tensors, str(temporary / "latents.safetensors"))
-            torch.save(
-                {
-                    "vae_step": self.vae_step,
-                    "step": self.step,
-                    "vae_optimizer": self.vae_optimizer.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(),
-                    "history": self.history,
-                    "reconstruction": self.reconstruction,
-                    "latents_mean": list(self.vae.config.latents_mean),
-                    "latents_std": list(self.vae.config.latents_std),
-                    "prompts": self.prompts,
-                    "config": asdict(self.config),
-                    "machine": training_machine(),
-                },
-                temporary / "trainer_state.pt",
-            )
+            state = {
+                "vae_step": self.vae_step,
+                "step": self.step,
+                "vae_optimizer": self.vae_optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "history": self.history,
+                "reconstruction": self.reconstruction,
+                "latents_mean": list(self.vae.config.latents_mean),
+                "latents_std": list(self.vae.config.latents_std),
+                "prompts": self.prompts,
+                "config": asdict(self.config),
+                "machine": training_machine(),
+            }
+            save_state(temporary, state)
 
     def load_checkpoint(self, directory: Path) -> None:
-        state = torch.load(directory / "trainer_state.pt", weights_only=False)
-        saved = {key: state["config"][key] for key in ("vae", "transformer", "text_dim", "seed")}
-        wanted = {key: asdict(self.config)[key] for key in saved}
-        if json.dumps(saved, sort_keys=True) != json.dumps(wanted, sort_keys=True):
-            raise ValueError(
-                f"the checkpoint in {directory} was made with another architecture or seed ({saved}); "
-                "use another output directory or resume=False."
-            )
-        self.vae.load_state_dict(load_file(str(directory / "vae.safetensors")))
-        self.transformer.load_state_dict(load_file(str(directory / "transformer.safetensors")))
-        self.ema.load_state_dict(load_file(str(directory / "ema.safetensors")))
-        self.vae_optimizer.load_state_dict(state["vae_optimizer"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.vae_step, self.step = state["vae_step"], state["step"]
-        self.history, self.reconstruction = state["history"], state["reconstruction"]
-        self.vae.register_to_config(latents_mean=state["latents_mean"], latents_std=state["latents_std"])
-        if (directory / "latents.safetensors").is_file():
-            tensors = load_file(str(directory / "latents.safetensors"))
-            self.latents, self.caption_ids = tensors["latents"], tensors["caption_ids"]
-            self.prompts = state["prompts"]
+        """Restore the run saved in `directory`. Raises `ValueError` if it was trained with other settings
+        (`RESUMABLE_CHANGES` aside) and `BrokenCheckpointError` (a `ValueError`) naming a file that is broken."""
+        state = load_state(directory)
+        with reading_checkpoint_file(directory / STATE_JSON):
+            saved_config = dict(state["config"])
+        check_same_settings(directory, saved_config, asdict(self.config), RESUMABLE_CHANGES)
+        for name in ("vae", "transformer", "ema"):
+            path = directory / f"{name}.safetensors"
+            with reading_checkpoint_file(path):
+                getattr(self, name).load_state_dict(load_file(str(path)))
+        with reading_checkpoint_file(directory / STATE_JSON):
+            self.vae_optimizer.load_state_dict(state["vae_optimizer"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
+            self.vae_step, self.step = state["vae_step"], state["step"]
+            self.history, self.reconstruction = state["history"], state["reconstruction"]
+            self.vae.register_to_config(latents_mean=state["latents_mean"], latents_std=state["latents_std"])
+            prompts = state["prompts"]
+        path = directory / "latents.safetensors"
+        if path.is_file():  # stage 1 is over
+            with reading_checkpoint_file(path):
+                tensors = load_file(str(path))
+                self.latents, self.caption_ids = tensors["latents"], tensors["caption_ids"]
+            self.prompts = prompts
 
     # ------------------------------------------------------------------ the loop
     def _log(self, log_path: Path, record: dict, started: float) -> None:
@@ -506,12 +525,13 @@ class GeneratorTrainer:
 
         The pipeline (`save_pretrained`, safetensors) goes to `output_dir` itself, the per-step log to
         `output_dir/training_log.jsonl`. Stage 1 ends when `vae_steps` are done: the data set is then encoded once
-        and stage 1 is never resumed again (a larger `vae_steps` on resume has no effect).
+        and stage 1 is never resumed again (a larger `vae_steps` on resume has no effect). With `resume`, a
+        checkpoint there is resumed (`load_checkpoint`); one in the old pickle format is refused, never read.
         """
         c = self.config
-        output_dir = Path(output_dir)
+        output_dir = check_output_dir(output_dir)
         checkpoint = recover_directory(output_dir / "checkpoint")
-        if resume and (checkpoint / "trainer_state.pt").is_file():
+        if resume and state_exists(checkpoint):
             self.load_checkpoint(checkpoint)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "training_log.jsonl"
@@ -574,9 +594,11 @@ def train_generator(
 ) -> dict:
     """Train the toy-world text-to-video `WanPipeline` and save it to `output_dir`.
 
-    `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). Returns a summary:
-    steps, final losses, reconstruction metrics, model sizes (MB) and wall time.
+    `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). An `output_dir` that
+    is a file is refused before the models are built. Returns a summary: steps, final losses, reconstruction
+    metrics, model sizes (MB) and wall time.
     """
+    check_output_dir(output_dir)
     config = GeneratorTrainingConfig(
         num_clips=num_clips,
         vae_steps=vae_steps,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from hybridgen.arguments import Parser, count, finite, natural, positive
+from hybridgen.signals import Terminated, terminate_as_interrupt
 from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -374,14 +375,18 @@ def main(argv: list[str] | None = None) -> int:
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-    try:
-        return COMMANDS[args.command](args)
-    except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
-        print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C: what was being written has been removed on the way out
-        print(f"\nhybridgen {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
-        return 130
+    with terminate_as_interrupt():  # SIGTERM and SIGHUP clean up on the way out, as Ctrl-C does
+        try:
+            return COMMANDS[args.command](args)
+        except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
+            print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except (
+            KeyboardInterrupt
+        ) as stop:  # Ctrl-C, or Terminated: what was being written is removed on the way
+            word = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            print(f"\nhybridgen {args.command}: {word}; nothing half-written was left", file=sys.stderr)
+            return stop.exit_status if isinstance(stop, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from PIL import Image
 __all__ = [
     "as_frames",
     "atomic_write_path",
+    "available_memory",
+    "check_aspect_ratio",
     "read_video",
     "resample_frames",
     "write_json_atomic",
@@ -36,6 +38,17 @@ RANGE_TOLERANCE = 1e-4  # float values this far outside [0, 1] are clipped inste
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold H.264
 PNG_SUFFIXES = (".png",)
 H264_CRF = 18  # constant rate factor: 0 lossless .. 51 worst; 18 is visually near-lossless
+# Frames longer than this (long side / short side) are refused: no real video format comes close (32:9 ultrawide
+# is 3.6:1, Polyvision cinema 4:1, three 16:9 screens side by side 5.3:1), and the critic scales the short side
+# up to its input size, so a 16384x2 frame would become gigabytes. It also bounds the critic's crop warning.
+MAX_ASPECT_RATIO = 8.0
+# read_video refuses larger frames before decoding any: the biggest frames H.264 and HEVC allow (level 6.2) are
+# 8192x4320 (8K), so 8192x8192 (805 MB per frame as float32) leaves room for square 8K and 360 degree video.
+MAX_FRAME_PIXELS = 8192 * 8192
+# read_video stops (ValueError) once the float32 clip it builds would pass this share of the memory available
+# when it started: a long or huge video fails with a message instead of driving the machine out of memory.
+DECODE_MEMORY_SHARE = 0.5
+FALLBACK_DECODE_BUDGET = 8 << 30  # bytes, where the available memory cannot be read
 _PIL_MODES = ("RGB", "RGBA", "P")  # PIL modes converted to RGB (alpha is dropped, not composited)
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -152,13 +165,31 @@ def _pil_sequence_to_numpy(images: Sequence[Any], *, name: str) -> np.ndarray:
 def _to_unit_float32(array: np.ndarray, *, name: str) -> np.ndarray:
     """Convert a validated uint8 or float (T, H, W, 3) array to a new float32 array in [0, 1]."""
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255)
+        frames = array.astype(np.float32)
+        frames /= np.float32(255)  # in place: one float32 copy of a large clip, not two
+        return frames
     if array.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"{name} has unsupported dtype {array.dtype}; use uint8 (0..255) or float (0..1)")
     frames = array.astype(np.float32)  # always a copy, so callers' arrays are never aliased
     _check_finite(frames, name=name)
     check_unit_range(float(frames.min()), float(frames.max()), name=name)
     return np.clip(frames, 0.0, 1.0, out=frames)
+
+
+def check_aspect_ratio(height: int, width: int, *, name: str) -> None:
+    """Refuse frames whose long side is more than MAX_ASPECT_RATIO times their short side.
+
+    :func:`read_video` calls it before decoding and the critic before scoring: such frames come from broken or
+    hostile files, not cameras, and scaling their short side up to the critic's input size multiplies their
+    long side too (a 3 KB file of 16384x2 frames took 6.8 GB to score).
+    """
+    ratio = max(height, width) / max(min(height, width), 1)
+    if ratio > MAX_ASPECT_RATIO:
+        raise ValueError(
+            f"{name} has {width}x{height}-pixel frames (width x height), an aspect ratio of {ratio:.4g}:1; "
+            f"hybridgen accepts at most {MAX_ASPECT_RATIO:g}:1 (32:9 ultrawide is 3.6:1). Crop the part to judge "
+            "first: frames[:, top:bottom, left:right] for an array, ffmpeg -vf crop=W:H:X:Y for a file"
+        )
 
 
 def check_unit_range(low: float, high: float, *, name: str) -> None:
@@ -195,11 +226,16 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
     are rescaled to it; a rotated or mirrored video (display matrix) is shown as players show it. The source is
     assumed to have a constant frame rate.
 
+    Hostile or absurd files are refused with a ValueError instead of exhausting memory: frames of more than
+    MAX_FRAME_PIXELS or longer than MAX_ASPECT_RATIO:1 before any frame is decoded, and a clip whose float32
+    frames would pass DECODE_MEMORY_SHARE of the memory available as soon as it does.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a directory.
         ValueError: the file cannot be decoded, has no video stream or no frames, or its frame rate is
-            unknown; or ``fps`` is not a positive number.
+            unknown; its frames are too large, too elongated, or too many for the memory; or ``fps`` is
+            not a positive number.
     """
     import av  # deferred: PyAV loads the ffmpeg libraries
 
@@ -211,17 +247,81 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
             if not container.streams.video:
                 raise ValueError(f"could not decode video {path}: the file has no video stream")
             stream = container.streams.video[0]
+            if stream.width and stream.height:  # 0 when unknown; the first decoded frame is checked too
+                _check_frame_size(stream.width, stream.height, path)
             stream.thread_type = "AUTO"
-            frames = _decode_rgb(container, stream)
+            frames = _decode_rgb(container, stream, path, budget=_decode_budget())
             source_fps = _stream_fps(stream, path)
     except av.FFmpegError as error:
         raise ValueError(f"could not decode video {path}: {error}") from None
     if len(frames) == 0:
         raise ValueError(f"could not decode video {path}: it contains 0 frames")
-    clip = np.stack(frames).astype(np.float32) / np.float32(255)
+    clip = _unit_float32(frames)
     if fps is None:
         return clip, source_fps
     return resample_frames(clip, source_fps, fps), float(fps)
+
+
+def _check_frame_size(width: int, height: int, path: pathlib.Path) -> None:
+    """Refuse frames of more than MAX_FRAME_PIXELS pixels or longer than MAX_ASPECT_RATIO:1, before decoding."""
+    if width * height > MAX_FRAME_PIXELS:
+        side = math.isqrt(MAX_FRAME_PIXELS)
+        raise ValueError(
+            f"could not decode video {path}: its frames are {width}x{height} pixels (width x height), more than "
+            f"the {side}x{side} pixels hybridgen reads (8K video is 7680x4320); scale it down first, e.g. "
+            "ffmpeg -i INPUT -vf scale=-2:1080 OUTPUT.mp4"
+        )
+    check_aspect_ratio(height, width, name=f"video {path}")
+
+
+def _unit_float32(frames: list[np.ndarray | None]) -> np.ndarray:
+    """Stack uint8 (H, W, 3) frames into one float32 (T, H, W, 3) array in [0, 1], emptying ``frames``.
+
+    Equal to ``np.stack(frames).astype(np.float32) / 255`` but fills one preallocated array and drops each
+    uint8 frame once converted, so the peak is the float32 clip plus the uint8 frames, not three copies.
+    """
+    clip = np.empty((len(frames), *frames[0].shape), dtype=np.float32)
+    for index, frame in enumerate(frames):
+        np.divide(frame, np.float32(255), out=clip[index])
+        frames[index] = None
+    return clip
+
+
+def _decode_budget() -> int:
+    """Bytes :func:`read_video`'s float32 clip may take: DECODE_MEMORY_SHARE of the memory available now."""
+    available = available_memory()
+    return FALLBACK_DECODE_BUDGET if available is None else int(DECODE_MEMORY_SHARE * available)
+
+
+def _budget_source() -> str:
+    """How :func:`_decode_budget` was set, for error messages."""
+    if available_memory() is None:
+        return "hybridgen.video.FALLBACK_DECODE_BUDGET, as the available memory is unknown"
+    return f"hybridgen.video.DECODE_MEMORY_SHARE, {DECODE_MEMORY_SHARE:.0%} of the memory available"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process could still fill, or None where that cannot be read.
+
+    Linux's MemAvailable (free memory plus caches it can drop), lowered to what the container's cgroup v2 limit
+    leaves, if one is set; elsewhere the free physical pages POSIX reports.
+    """
+    available = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024  # reported in kB
+    if available is None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError, ValueError):
+        cgroup = pathlib.Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            left = int(limit) - int((cgroup / "memory.current").read_text())
+            available = left if available is None else min(available, left)
+    return available
 
 
 def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
@@ -235,13 +335,31 @@ def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
     return path
 
 
-def _decode_rgb(container: Any, stream: Any) -> list[np.ndarray]:
+def _decode_rgb(container: Any, stream: Any, path: pathlib.Path, *, budget: int) -> list[np.ndarray | None]:
     """Decode every frame of ``stream`` to uint8 (H, W, 3), all at the first frame's size, turned upright as its
     display matrix says (a phone's portrait video is stored landscape with a 90 degree rotation), as players
-    and ffmpeg show it: a physics critic must see gravity point down."""
-    frames: list[np.ndarray] = []
+    and ffmpeg show it: a physics critic must see gravity point down.
+
+    The first frame's size is checked as the header's was (headers can lie), and decoding stops with a
+    ValueError once the frames, as the float32 clip ``read_video`` returns, would take more than ``budget``
+    bytes: a ten-minute 4K video fails after a few seconds instead of exhausting the memory.
+    """
+    frames: list[np.ndarray | None] = []
     size: dict[str, int] = {}
+    frame_bytes = 0
     for frame in container.decode(stream):
+        if not size:
+            _check_frame_size(frame.width, frame.height, path)
+            # every later frame is scaled to this size, and read_video returns them as float32
+            frame_bytes = frame.width * frame.height * 3 * np.dtype(np.float32).itemsize
+            shape = f"{frame.width}x{frame.height}"
+        if (len(frames) + 1) * frame_bytes > budget:
+            raise ValueError(
+                f"could not decode video {path}: its frames ({shape} pixels, {frame_bytes / 2**20:.1f} MiB "
+                f"each as float32) pass {budget / 2**30:.2f} GiB at frame {len(frames) + 1}, more than "
+                f"read_video may fill ({_budget_source()}). Cut a shorter or smaller clip first, e.g. "
+                "ffmpeg -i INPUT -t 10 -vf scale=-2:480 OUTPUT.mp4"
+            )
         pixels = frame.to_ndarray(format="rgb24", **size)  # (H, W, 3) as stored
         size = size or {"height": pixels.shape[0], "width": pixels.shape[1]}
         frames.append(_upright(pixels, _display_matrix(frame)))
@@ -361,6 +479,9 @@ def write_video(video: Any, path: str | os.PathLike[str], *, fps: float = 16) ->
     is padded by one row/column that repeats the bottom/right edge, and reading the file back gives the
     padded (even) size. Returns ``path`` as a Path.
 
+    An exception during the encoding (Ctrl-C; SIGTERM under :func:`hybridgen.signals.terminate_as_interrupt`)
+    kills ffmpeg and deletes the temporary file before it propagates: nothing is left behind.
+
     Raises:
         ValueError / TypeError: bad clip (see :func:`as_frames`), bad ``fps`` or suffix.
         RuntimeError: ffmpeg failed; nothing is left at ``path`` (an existing file is kept).
@@ -393,7 +514,8 @@ def _encode_h264(pixels: np.ndarray, path: pathlib.Path, *, fps: float) -> None:
     """Encode uint8 (T, H, W, 3) frames with even H and W to ``path`` with the imageio-ffmpeg binary.
 
     Runs ffmpeg directly (rather than imageio's writer) so its exit status is checked and its error
-    output ends up in the exception.
+    output ends up in the exception. If anything interrupts the encoding, ffmpeg is killed and reaped before
+    the exception goes on, so nothing writes to ``path`` afterwards.
     """
     import imageio_ffmpeg  # deferred: locates the bundled ffmpeg binary
 
@@ -407,12 +529,28 @@ def _encode_h264(pixels: np.ndarray, path: pathlib.Path, *, fps: float) -> None:
         "-movflags", "+faststart", "-frames:v", str(num_frames),
         str(path),
     ]  # fmt: skip
-    result = subprocess.run(
-        command, input=np.ascontiguousarray(pixels).reshape(-1).data, capture_output=True, check=False
-    )
-    if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip()[-2000:] or "no error output"
-        raise RuntimeError(f"ffmpeg exited with status {result.returncode}: {reason}")
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, **pipes) as process:
+        try:
+            _, error_output = process.communicate(np.ascontiguousarray(pixels).reshape(-1).data)
+        finally:
+            _kill_and_reap(process)
+    if process.returncode != 0:
+        reason = error_output.decode(errors="replace").strip()[-2000:] or "no error output"
+        raise RuntimeError(f"ffmpeg exited with status {process.returncode}: {reason}")
+
+
+def _kill_and_reap(process: subprocess.Popen) -> None:
+    """Kill ``process`` if it is still running, and wait for it to end.
+
+    An exception while ffmpeg encodes (KeyboardInterrupt from Ctrl-C, SystemExit, or
+    :class:`hybridgen.signals.Terminated` from SIGTERM) must not leave it behind: left alone it would finish
+    encoding the frames it got and write the output after the caller deleted it. Waiting reaps it (no zombie) and guarantees it writes
+    nothing more before :func:`atomic_write_path` deletes the temporary file.
+    """
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def write_png_atomic(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) -> pathlib.Path:

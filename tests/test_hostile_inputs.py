@@ -8,9 +8,7 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import torch
 
 from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.cli import main
@@ -274,14 +272,18 @@ def test_ctrl_c_exits_130_with_one_line(models, tmp_path, capsys, monkeypatch):
 
 
 def test_a_terminated_generate_exits_143_and_leaves_nothing(models, tmp_path):
-    """SIGTERM mid-run (as a job scheduler sends it): one line, exit 128 + 15, no file and no ffmpeg left."""
+    """SIGTERM mid-run (as a job scheduler sends it): one line, exit 128 + 15, nothing written."""
     command = [sys.executable, "-m", "hybridgen.cli", "generate", "a red ball", "-o", str(tmp_path / "a.mp4")]
     command += ["--generator", str(models / "generator"), "--critic", str(models / "critic")]
-    command += ["--candidates", "64", *TINY]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # past loading, into generating
+    command += ["--candidates", "5000", "--batch-size", "1", *TINY[:-3], "--device", "cpu"]  # progress shown
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    seen = b""
+    while b"candidates:" not in seen:  # the candidates' progress bar: generating has begun
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk, seen.decode(errors="replace")
+        seen += chunk
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
+    err = (seen + process.communicate(timeout=60)[1]).decode(errors="replace")
     assert process.returncode == 143, err
     assert err.strip().splitlines()[-1] == "hybridgen generate: terminated; nothing half-written was left"
     assert list(tmp_path.iterdir()) == []

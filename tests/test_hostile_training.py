@@ -274,3 +274,14 @@ def test_the_cli_says_so_in_one_line_at_once(tmp_path, capsys):
     assert (
         error == f"hybridgen train-critic: error: cannot train into {notes}: it is a file, not a directory.\n"
     )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_training_configs_refuse_non_finite_numbers(value):
+    from hybridgen.training.critic import CriticTrainingConfig
+    from hybridgen.training.generator import GeneratorTrainingConfig
+
+    with pytest.raises(ValueError, match="CriticTrainingConfig: lr=.* is not a finite number"):
+        CriticTrainingConfig(lr=value)
+    with pytest.raises(ValueError, match="GeneratorTrainingConfig: kl_weight=.* is not a finite number"):
+        GeneratorTrainingConfig(kl_weight=value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -237,6 +238,31 @@ def test_write_video_rejects_bad_arguments(tmp_path, kwargs, error, keyword):
     with pytest.raises(error, match=keyword):
         write_video(smooth_clip(2), path, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_video_values_are_pyav_rgb24_divided_by_255(tmp_path):
+    """read_video fills its float32 clip frame by frame: the values are exactly the decoded bytes / 255."""
+    import av
+
+    path = write_video(smooth_clip(8, 33, 47), tmp_path / "clip.mp4")
+    with av.open(str(path)) as container:
+        decoded = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    frames, _ = read_video(path)
+    assert frames.dtype == np.float32 and np.array_equal(frames, decoded.astype(np.float32) / np.float32(255))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="reads Linux's /proc/meminfo")
+def test_theavailable_memory_is_read_on_linux():
+    with open("/proc/meminfo") as meminfo:
+        total = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemTotal:"))
+    assert 0 < video.available_memory() <= total
+
+
+def test_read_video_budget_is_a_share_of_theavailable_memory(monkeypatch):
+    monkeypatch.setattr(video, "available_memory", lambda: 10 << 30)
+    assert video._decode_budget() == int(video.DECODE_MEMORY_SHARE * (10 << 30))
+    monkeypatch.setattr(video, "available_memory", lambda: None)  # unknown: a fixed budget
+    assert video._decode_budget() == video.FALLBACK_DECODE_BUDGET
 
 
 def test_read_video_missing_file(tmp_path):

@@ -16,6 +16,8 @@ before masking, so its "context" has already attended to the future.
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -28,12 +30,20 @@ from transformers import VJEPA2Model
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.report import CriticReport
-from hybridgen.video import as_frames, check_fps, check_unit_range, resample_frames
+from hybridgen.video import as_frames, check_aspect_ratio, check_fps, check_unit_range, resample_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AGGREGATES = ("mean", "max")
 DIRECTIONS = {"forward": ("forward",), "backward": ("backward",), "both": ("forward", "backward")}
+# Scoring warns when the centre crop keeps less than this share of a frame's area: the critic judges only the
+# middle of such frames. 16:9 video keeps 56% (resize_to == crop_size) or 43% (V-JEPA 2 ViT-L's 292 -> 256)
+# and does not warn, nor does 21:9 (43%, or 33% at 292 -> 256); 32:9 keeps 28% (22% at 292 -> 256) and does.
+MIN_CROP_SHARE = 0.3
+# preprocess resizes a few frames at a time, at most this many pixels (source plus resized) per call unless
+# one frame alone is more: its working memory stays near 50 MB of float32 RGB however long the clip and
+# however large its frames (1080p: one frame a call; 256x256 at 292 -> 256: 27 frames a call).
+PREPROCESS_CHUNK_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -320,7 +330,9 @@ class VJEPA2Critic:
         for i, video in enumerate(videos):
             frames = as_frames(video, name=f"clip {i}" if len(videos) > 1 else "video")  # (T, H, W, 3)
             indices = self._frame_indices(frames.shape[0], fps)
-            clips.append(torch.from_numpy(frames[indices]).permute(0, 3, 1, 2))  # (T, 3, H, W)
+            if not np.array_equal(indices, np.arange(len(frames))):
+                frames = frames[indices]  # a copy: made only when resampling, large frames are large
+            clips.append(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (T, 3, H, W)
             frame_indices.append(indices)
         with torch.no_grad():
             outputs = self.window_outputs(clips)
@@ -357,9 +369,12 @@ class VJEPA2Critic:
         """Predictions, targets and per-token errors of every window of each `(T, 3, H, W)` clip in [0, 1].
 
         Windows of all clips that share a (window, context) plan are batched together, `batch_size` at a time.
+        Every clip's frame size is checked before any is preprocessed: frames longer than
+        `hybridgen.video.MAX_ASPECT_RATIO`:1 are a ValueError, a crop keeping little of them a UserWarning.
         """
         plans = [self.window_plan(clip.shape[0]) for clip in clips]
         starts = [self.window_starts(clip.shape[0], window) for clip, (window, _) in zip(clips, plans)]
+        self._check_frame_sizes([tuple(clip.shape[-2:]) for clip in clips])
         pixels = [self.preprocess(clip.unsqueeze(0))[0] for clip in clips]  # each (T, 3, S, S)
         items = [(i, s) for i in range(len(clips)) for s in starts[i]]  # (clip index, window start)
         results: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -437,19 +452,61 @@ class VJEPA2Critic:
         return errors / self.expected_error_head(prediction) if self.relative else errors
 
     # ------------------------------------------------------------------ helpers
+    def _check_frame_sizes(self, sizes: Sequence[tuple[int, int]]) -> None:
+        """Check the `(H, W)` frame size of each clip of one call before any of them is preprocessed.
+
+        A frame longer than `hybridgen.video.MAX_ASPECT_RATIO`:1 is a ValueError (`check_aspect_ratio`). If
+        the centre crop keeps less than `MIN_CROP_SHARE` of some clip's frames, one UserWarning names the share
+        kept: the critic judges the middle of such frames and never sees their sides.
+        """
+        for index, (height, width) in enumerate(sizes):
+            check_aspect_ratio(height, width, name=f"clip {index}" if len(sizes) > 1 else "video")
+        kept = []
+        for height, width in dict.fromkeys(sizes):
+            resized_height, resized_width = self._resized_size(height, width)
+            share = self.crop_size**2 / (resized_height * resized_width)
+            if share < MIN_CROP_SHARE:
+                side = round(self.crop_size / self.resize_to * min(height, width))  # in source pixels
+                kept.append(f"{share:.0%} of each {width}x{height} frame (its central {side}x{side} pixels)")
+        if kept:
+            warnings.warn(
+                f"the critic sees only {' and '.join(kept)}: it scales the shorter side to {self.resize_to} "
+                f"pixels and keeps the central {self.crop_size}x{self.crop_size}. Crop or pad the video to a "
+                "squarer shape to judge all of it.",
+                UserWarning,
+                stacklevel=_outside_this_module(),
+            )
+
     def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
         """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised on the critic's device: resize shorter
-        side, centre crop."""
+        side, centre crop.
+
+        Frames are moved to the device and resized a few at a time (`PREPROCESS_CHUNK_PIXELS`), so the working
+        memory does not grow with the clip: all at once, a long clip of large frames would be copied to the
+        device whole and resized whole. Frames longer than `hybridgen.video.MAX_ASPECT_RATIO`:1 are refused
+        (ValueError) before any work.
+        """
         batch, frames, _, height, width = clips.shape
-        flat = clips.reshape(batch * frames, 3, height, width).to(self.device).float()
-        scale = self.resize_to / min(height, width)
-        size = (max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale)))
-        if size != (height, width):
-            flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+        check_aspect_ratio(height, width, name="video")
+        flat = clips.reshape(batch * frames, 3, height, width)
+        size = self._resized_size(height, width)
         top, left = (size[0] - self.crop_size) // 2, (size[1] - self.crop_size) // 2
-        flat = flat[:, :, top : top + self.crop_size, left : left + self.crop_size]
-        pixels = flat.reshape(batch, frames, 3, self.crop_size, self.crop_size)
-        return (pixels - self.image_mean.to(pixels.device)) / self.image_std.to(pixels.device)
+        mean, std = self.image_mean.view(1, 3, 1, 1), self.image_std.view(1, 3, 1, 1)
+        step = max(1, PREPROCESS_CHUNK_PIXELS // (height * width + size[0] * size[1]))
+        crops = []
+        for first in range(0, max(len(flat), 1), step):  # an empty clip gives an empty result
+            chunk = flat[first : first + step].to(self.device).float()
+            if size != (height, width):
+                chunk = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+            chunk = chunk[:, :, top : top + self.crop_size, left : left + self.crop_size]
+            crops.append((chunk - mean.to(chunk.device)) / std.to(chunk.device))  # frees the resized frames
+        pixels = torch.cat(crops) if len(crops) > 1 else crops[0]
+        return pixels.reshape(batch, frames, 3, self.crop_size, self.crop_size)
+
+    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""
+        scale = self.resize_to / min(height, width)
+        return max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale))
 
     def window_plan(self, num_frames: int) -> tuple[int, int]:
         """`(window, context)` for a clip of `num_frames`; shrinks both for clips shorter than a window."""
@@ -613,6 +670,15 @@ def _check_shifts(shifts, patch_size: int) -> tuple[tuple[int, int], ...]:
     if len(set(checked)) != len(checked):
         raise ValueError(f"shifts={shifts!r} lists a view twice.")
     return tuple(checked)
+
+
+def _outside_this_module() -> int:
+    """The `stacklevel` that attributes a warning raised in this module to the code that called into it (the
+    caller of `score`, `score_batch` or `surprise`), where the user can act on it."""
+    frame, level = sys._getframe(1), 1  # level 1: the function that calls warnings.warn
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _round_down(value: int, multiple: int) -> int:

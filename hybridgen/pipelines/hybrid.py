@@ -30,7 +30,6 @@ from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
 from hybridgen.pipelines.limits import (
-    available_memory,
     call_sizes,
     check_candidates_fit,
     check_finite_numbers,
@@ -38,7 +37,7 @@ from hybridgen.pipelines.limits import (
 )
 from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates
 from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
-from hybridgen.video import write_json_atomic, write_video
+from hybridgen.video import available_memory, write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
 STRATEGIES = ("rerank", "search", "guidance")

@@ -9,7 +9,6 @@ fail silently (`guidance_scale=nan` switches classifier-free guidance off) or fa
 from __future__ import annotations
 
 import math
-import os
 from numbers import Real
 
 from hybridgen.pipelines.rerank import call_value
@@ -70,22 +69,6 @@ def check_positional_limits(pipeline, sizes: dict[str, int]) -> None:
                 f"transformer's positional embedding covers {limit} positions per axis, at most {name}="
                 f"{largest[name]}. Ask for a smaller {name} (--{'frames' if name == 'num_frames' else name})."
             )
-
-
-def available_memory() -> int | None:
-    """Bytes of memory this process may still fill: Linux's MemAvailable, else the physical memory; None when
-    the system does not say."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def check_candidates_fit(num_candidates: int, sizes: dict[str, int] | None, memory: int | None) -> None:

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
+from hybridgen.pipelines.limits import check_finite_numbers
 from hybridgen.training.checkpoints import (
     check_output_dir,
     check_same_settings,
@@ -113,6 +114,9 @@ class CriticTrainingConfig:
     )
 
     def __post_init__(self):
+        check_finite_numbers(
+            asdict(self), "CriticTrainingConfig"
+        )  # a NaN learning rate would train nothing, silently
         for name in ("steps", "batch_size", "window", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")

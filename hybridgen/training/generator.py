@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from hybridgen.models import CALL_DEFAULTS_FILE
+from hybridgen.pipelines.limits import check_finite_numbers
 from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
 from hybridgen.training.checkpoints import (
     check_output_dir,
@@ -149,6 +150,9 @@ class GeneratorTrainingConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_finite_numbers(
+            asdict(self), "GeneratorTrainingConfig"
+        )  # a NaN learning rate would train nothing, silently
         for name in ("num_clips", "vae_batch_size", "batch_size", "eval_clips", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.pipelines.limits import check_finite_numbers
-from hybridgen.testing import build_t5_tokenizer, tiny_t5_encoder
+from hybridgen.toyworld.text import build_t5_tokenizer, tiny_t5_encoder
 from hybridgen.training.checkpoints import (
     check_output_dir,
     check_same_settings,

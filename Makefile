@@ -3,7 +3,7 @@ PYTHON ?= python
 RUN ?= runs
 THREADS ?= 2
 
-.PHONY: toyworld-critic toyworld-generator test lint
+.PHONY: toyworld-critic toyworld-generator test test-fast lint
 
 # The critic, in three stages, each started from the one before (its weights; a fresh warm-up and cosine from peak
 # lr 1e-3; fresh clips). Stage 1: 2000 steps from random weights, then resumed to 4000 (the cosine schedule is
@@ -36,6 +36,9 @@ toyworld-generator:
 
 test:
 	$(PYTHON) -m pytest -q
+
+test-fast:  # the edit-run loop: everything but the tests marked slow
+	$(PYTHON) -m pytest -q -m "not slow"
 
 lint:
 	ruff format --check . && ruff check .

@@ -53,6 +53,14 @@ def positive(text: str) -> float:
     return value
 
 
+def default_device() -> str:
+    """Where a command runs when --device is not given: "cuda" if torch sees a GPU, else "cpu" (torch is
+    imported here, when a command runs, so that parsing the command line stays instant)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)

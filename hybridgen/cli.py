@@ -13,13 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from hybridgen.arguments import Parser, count, finite, natural, positive
+from hybridgen.arguments import Parser, count, default_device, finite, natural, positive
 from hybridgen.signals import Terminated, terminate_as_interrupt
 from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = ("bfloat16", "float16", "float32")  # names of torch dtypes: torch is imported once a command runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int, help="frame height in pixels")
     generate.add_argument("--width", type=int, help="frame width in pixels")
     generate.add_argument("--steps", type=int, help="denoising steps per candidate")
-    generate.add_argument("--batch-size", type=int, help="videos per pipeline call")
+    generate.add_argument("--batch-size", type=int, help="videos per pipeline call (default: up to 16)")
     generate.add_argument(
         "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
     )
@@ -140,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
     train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
-    train.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where the model trains"
-    )
+    train.add_argument("--device", help="where the model trains (default: cuda if available, else cpu)")
     train.add_argument(
         "--workers",
         type=natural,
@@ -167,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--batch-size", type=count, default=32, help="windows per step (default 32)")
     calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
     calibrate.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
-    calibrate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    calibrate.add_argument("--device", help="where the head trains (default: cuda if available, else cpu)")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     add_train_generator_parser(commands)
@@ -184,12 +180,14 @@ def _pixel_offset(text: str) -> tuple[int, int]:
 
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model weights dtype")
+    parser.add_argument("--device", help="where the models run (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model weights dtype")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
     from hybridgen import HybridPipeline
     from hybridgen.pipelines.hybrid import describe_reports
     from hybridgen.video import check_fps
@@ -198,7 +196,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     pipe = HybridPipeline.from_pretrained(
-        args.generator, critic=args.critic, torch_dtype=DTYPES[args.dtype], device=args.device
+        args.generator,
+        critic=args.critic,
+        torch_dtype=getattr(torch, args.dtype),
+        device=args.device or default_device(),
     )
     out = pipe(
         args.prompt,
@@ -228,43 +229,54 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def check_generate_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before any work, outputs that cannot be written or that name one file twice (`-o a.mp4 --report
-    a.mp4` would leave JSON in the video; `-o d/candidate_0.mp4 --save-candidates d`, the best clip replaced by
-    candidate 0), and a candidates folder holding an earlier run's candidates (unless --overwrite)."""
-    from hybridgen.pipelines.hybrid import candidate_paths, check_candidate_directory
+    """Refuse, before any work, outputs that cannot be written or that get in each other's way (`-o a.mp4
+    --report a.mp4` would leave JSON in the video; `-o d/candidate_0.mp4 --save-candidates d`, the best clip
+    replaced by candidate 0; `--report out -o out/best.mp4`, a file where a folder must be), and a candidates
+    folder holding an earlier run's candidates (unless --overwrite)."""
+    from hybridgen.pipelines.hybrid import check_candidate_directory, is_candidate_file
     from hybridgen.video import PNG_SUFFIXES, VIDEO_SUFFIXES, check_output_path
 
-    outputs = [("-o", check_output_path(args.output, VIDEO_SUFFIXES))]
+    files = [("-o", check_output_path(args.output, VIDEO_SUFFIXES))]
     for option, path in (("--sheet", args.sheet), ("--plot", args.plot)):
         if path is not None:
-            outputs.append((option, check_output_path(path, PNG_SUFFIXES)))
+            files.append((option, check_output_path(path, PNG_SUFFIXES)))
     if args.report is not None:
-        outputs.append(("--report", check_output_path(args.report)))
+        files.append(("--report", check_output_path(args.report)))
+    outputs = list(files)
     if args.save_candidates is not None:
         check_candidate_directory(args.save_candidates, overwrite=args.overwrite)
-        candidates = candidate_paths(args.save_candidates, max(0, args.candidates))
-        outputs += [("--save-candidates", path) for path in candidates]
-    check_distinct_files(outputs)
+        outputs.append(("--save-candidates", args.save_candidates))
+        for option, path in files:
+            if path.resolve().parent == args.save_candidates.resolve() and is_candidate_file(path):
+                raise ValueError(
+                    f"{option} {path} has a candidate's name in the --save-candidates folder: a candidate would "
+                    "replace it, or it would pass for one; give it another name or folder."
+                )
+    check_outputs_apart(outputs)
 
 
-def check_distinct_files(outputs: list[tuple[str, Path]]) -> None:
-    """Refuse two `(option, path)` outputs that are one file: the same path once resolved (symbolic links,
-    `..`, relative and absolute spellings), or two names of one existing file (hard links)."""
-    seen: dict[Path, tuple[str, Path]] = {}
-    for option, path in outputs:
-        resolved = path.resolve()
-        twin = seen.get(resolved) or next(
-            (seen[other] for other in seen if path.exists() and other.exists() and path.samefile(other)), None
-        )
-        if twin is not None:
-            raise ValueError(
-                f"{twin[0]} {twin[1]} and {option} {path} are the same file: one would overwrite the other; "
-                "give each output its own file."
-            )
-        seen[resolved] = (option, path)
+def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
+    """Refuse two `(option, path)` outputs that are one file (once resolved: symbolic links, `..`, relative and
+    absolute spellings; or two names of one existing file: hard links), or an output inside a file output (all
+    but `--save-candidates` are files)."""
+    resolved = [(option, path, path.resolve()) for option, path in outputs]
+    for index, (option, path, real) in enumerate(resolved):
+        for other_option, other, other_real in resolved[index + 1 :]:
+            if real == other_real or (path.exists() and other.exists() and path.samefile(other)):
+                raise ValueError(
+                    f"{option} {path} and {other_option} {other} are the same file: one would overwrite the "
+                    "other; give each output its own file."
+                )
+        for file_option, file, file_real in resolved:
+            if file_option != "--save-candidates" and file_real in real.parents:
+                raise ValueError(
+                    f"{option} {path} would be inside {file_option} {file}, which is written as a file: give "
+                    "each output its own place."
+                )
 
 
 def run_score(args: argparse.Namespace) -> int:
+    import torch
     from tqdm.auto import tqdm
 
     from hybridgen import VJEPA2Critic
@@ -276,8 +288,8 @@ def run_score(args: argparse.Namespace) -> int:
         check_output_path(args.plot, PNG_SUFFIXES)
     critic = VJEPA2Critic.from_pretrained(
         args.critic,
-        torch_dtype=DTYPES[args.dtype],
-        device=args.device,
+        torch_dtype=getattr(torch, args.dtype),
+        device=args.device or default_device(),
         aggregate=args.aggregate,
         top_fraction=args.top_fraction,
         mirror=args.mirror,
@@ -314,6 +326,8 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def run_train_critic(args: argparse.Namespace) -> int:
+    import torch
+
     from hybridgen.training.critic import train_critic
 
     if args.threads:
@@ -330,7 +344,7 @@ def run_train_critic(args: argparse.Namespace) -> int:
         eval_pairs=args.eval_pairs,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
-        device=args.device,
+        device=args.device or default_device(),
         workers=args.workers,
         resume=not args.no_resume,
         show_progress=not args.quiet,
@@ -340,6 +354,8 @@ def run_train_critic(args: argparse.Namespace) -> int:
 
 
 def run_calibrate_critic(args: argparse.Namespace) -> int:
+    import torch
+
     from hybridgen.training.error_head import calibrate_critic
 
     if args.threads:
@@ -351,7 +367,7 @@ def run_calibrate_critic(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
-        device=args.device,
+        device=args.device or default_device(),
         show_progress=not args.quiet,
     )
     print(json.dumps(summary, indent=2))
@@ -369,24 +385,26 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
     with terminate_as_interrupt():  # SIGTERM and SIGHUP clean up on the way out, as Ctrl-C does
         try:
+            if args.quiet:
+                _hide_library_progress_bars()
             return COMMANDS[args.command](args)
         except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
             print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
             return 2
-        except (
-            KeyboardInterrupt
-        ) as stop:  # Ctrl-C, or Terminated: what was being written is removed on the way
+        except KeyboardInterrupt as stop:  # Ctrl-C, or Terminated: what was being written has been removed
             word = "terminated" if isinstance(stop, Terminated) else "interrupted"
             print(f"\nhybridgen {args.command}: {word}; nothing half-written was left", file=sys.stderr)
             return stop.exit_status if isinstance(stop, Terminated) else 130
+
+
+def _hide_library_progress_bars() -> None:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
 
 
 if __name__ == "__main__":

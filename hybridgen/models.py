@@ -20,8 +20,12 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 from packaging.version import Version
+from safetensors import SafetensorError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # never pickles: they can run code
+# what the libraries raise for a missing, truncated or malformed file (safetensors has an error class of its own;
+# transformers raises RuntimeError for some unreadable checkpoints)
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
 # libraries whose classes a pipeline's model_index.json may name; any other module it names would be imported
 COMPONENT_LIBRARIES = ("diffusers", "transformers")
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
@@ -172,7 +176,7 @@ def load_vjepa2(
     try:
         dtype = {dtype_keyword("transformers", "4.56"): torch_dtype}
         model = VJEPA2Model.from_pretrained(source, **dtype, **options, use_safetensors=True)
-    except (OSError, ValueError, HFValidationError) as error:
+    except (*LOAD_ERRORS, HFValidationError) as error:
         raise _not_found(str(model_id), "V-JEPA 2 critic", error, local=local.exists()) from error
     return model.eval(), _critic_settings(source, model.config.crop_size, options)
 
@@ -246,7 +250,13 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
     settings.update(critic_config)
     head = _checkpoint_file(source, ERROR_HEAD_FILE, options)
     if head is not None:
-        settings["expected_error_head"] = ExpectedErrorHead.load(head)
+        try:
+            settings["expected_error_head"] = ExpectedErrorHead.load(head)
+        except (*LOAD_ERRORS, KeyError) as error:
+            reason = " ".join(str(error).split())
+            raise ValueError(
+                f"{head} is broken ({type(error).__name__}: {reason}): refit it or remove it."
+            ) from None
     return settings
 
 
@@ -282,7 +292,7 @@ def load_video_pipeline(
             use_safetensors=True,
             trust_remote_code=False,
         )
-    except (OSError, ValueError, HFValidationError) as error:
+    except (*LOAD_ERRORS, HFValidationError) as error:
         raise _not_found(str(model_id), "video pipeline", error, local=local.exists()) from error
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write_path",
     "available_memory",
     "check_aspect_ratio",
+    "check_directory_path",
     "read_video",
     "resample_frames",
     "write_json_atomic",
@@ -441,6 +442,19 @@ def check_output_path(path: str | os.PathLike[str], suffixes: Sequence[str] = ()
         if parent.exists():
             if not parent.is_dir():
                 raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a directory")
+            break
+    return path
+
+
+def check_directory_path(path: str | os.PathLike[str], what: str = "files") -> pathlib.Path:
+    """``path`` as a Path if a folder can be there: an existing directory, or nothing yet below directories.
+    ``what`` names what goes in it, for the error (e.g. "candidates")."""
+    path = pathlib.Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "it is" if folder == path else f"{folder} is"
+                raise NotADirectoryError(f"cannot write {what} to {path}: {where} a file, not a directory.")
             break
     return path
 

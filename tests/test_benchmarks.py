@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the edit-run loop skips these: pytest -m "not slow"
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

@@ -45,6 +45,7 @@ def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
     assert Image.open(tmp_path / "sheet.png").format == Image.open(tmp_path / "curves.png").format == "PNG"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["search", "guidance"])
 def test_generate_with_a_strategy(models, tmp_path, strategy):
     report = tmp_path / "report.json"
@@ -193,6 +194,7 @@ def test_generate_lists_every_file_it_wrote(models, tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 def test_console_script_offline_with_hub_ids(models, tmp_path):
     """The installed `hybridgen` command, Hub ids, HF_HUB_OFFLINE=1 and a pre-populated cache: no network."""
     cache = tmp_path / "hub"

@@ -267,6 +267,7 @@ def test_mirror_averages_the_token_errors_of_both_views_at_the_same_positions(cr
         critic.with_options(mirror="yes")
 
 
+@pytest.mark.slow
 def test_shifted_views_average_their_token_errors_with_the_plain_view(critic):
     both = critic.with_options(direction="both")
     shifted = both.with_options(shifts=[(0, 3), (-2, 0)])

@@ -40,6 +40,7 @@ def clip(seed=0, frames=16):
     return plausible_windows(generator, 1, frames)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
 
 
+@pytest.mark.slow
 def test_the_fit_learns_the_size_of_the_error_and_leaves_the_critic_alone(critic, fitted):
     before = {name: value.clone() for name, value in critic.model.state_dict().items()}
     head, _ = fit_expected_error_head(critic, plausible_windows, steps=5, batch_size=4, show_progress=False)
@@ -109,6 +110,7 @@ def test_save_and_load_keep_the_head_and_the_option(critic, fitted, tmp_path):
         ExpectedErrorHead.load(tmp_path / "other.safetensors")
 
 
+@pytest.mark.slow
 def test_cli_calibrates_a_saved_critic(critic, tmp_path, capsys):
     critic.save_pretrained(tmp_path / "critic")
     # the tiny critic crops 32 px; the toy world renders at that size too

@@ -15,6 +15,8 @@ from PIL import Image
 from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.video import read_video, write_video
 
+pytestmark = pytest.mark.slow  # the edit-run loop skips these: pytest -m "not slow"
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -12,17 +12,20 @@ from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 
 from hybridgen.toyworld.bundle import generator_card
 from hybridgen.toyworld.selection import best_of_n_table
+from hybridgen.training import generator_cli
+from hybridgen.training.core import MIXED_PRECISIONS
 from hybridgen.training.generator import (
     GeneratorTrainer,
     GeneratorTrainingConfig,
     decode_unclamped,
-    learning_rate,
     render_clips,
     sample_sigmas,
     train_generator,
 )
 from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 from hybridgen.video import read_video
+
+pytestmark = pytest.mark.slow  # the edit-run loop skips these: pytest -m "not slow"
 
 TINY_VAE = {
     "base_dim": 8,
@@ -155,11 +158,45 @@ def test_interrupted_runs_resume_to_the_same_weights(tmp_path):
     third.fit(tmp_path / "resumed", show_progress=False)
     assert (third.vae_step, third.step) == (4, 6)
 
-    for name in ("vae", "ema"):
-        expected, actual = getattr(straight, name).state_dict(), getattr(third, name).state_dict()
+    for name, expected, actual in (
+        ("vae", straight.vae, third.vae),
+        ("ema", straight.ema_transformer(), third.ema_transformer()),
+    ):
+        expected, actual = expected.state_dict(), actual.state_dict()
         for key in expected:
             torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=f"{name}.{key}")
     assert [r.get("loss") for r in third.history] == [r.get("loss") for r in straight.history]
+    assert [r.get("lr") for r in third.history] == [r.get("lr") for r in straight.history]
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["machine"]["device"] == "cpu" and state["machine"]["mixed_precision"] == "no"
+
+
+def test_the_shipped_transformer_is_the_ema_by_diffusers_rule(tmp_path):
+    """The EMA after n updates follows `EMAModel`'s decay: 0 at the first (a copy), then min(ema_decay,
+    (1 + k) / (10 + k)) at the (k+1)-th; `ema_decay=0` ships the trained weights themselves."""
+    trainer = GeneratorTrainer(tiny_config(vae_steps=1, steps=4, ema_decay=0.3))
+    snapshots, train_step = [], trainer.train_step
+
+    def step_and_snapshot():
+        record = train_step()
+        snapshots.append([p.detach().clone() for p in trainer.transformer.parameters()])
+        return record
+
+    trainer.train_step = step_and_snapshot
+    trainer.fit(tmp_path / "run", show_progress=False)
+    expected = [p.clone() for p in snapshots[0]]
+    for k, weights in enumerate(snapshots[1:], start=1):
+        decay = min(0.3, (1 + k) / (10 + k))  # 0.18, 0.25, then 0.3 (the cap)
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+    for e, actual in zip(expected, trainer.ema_transformer().parameters()):
+        torch.testing.assert_close(actual, e)
+    shipped = WanPipeline.from_pretrained(str(tmp_path / "run")).transformer
+    for e, actual in zip(expected, shipped.parameters()):
+        torch.testing.assert_close(actual, e)
+    raw = GeneratorTrainer(tiny_config(vae_steps=1, steps=2, ema_decay=0.0))
+    raw.fit(tmp_path / "raw", show_progress=False)
+    for e, actual in zip(raw.transformer.parameters(), raw.ema_transformer().parameters()):
+        torch.testing.assert_close(actual, e)
 
 
 def test_resume_refuses_another_architecture(tmp_path):
@@ -217,8 +254,25 @@ def test_schedules_and_validation():
     config = GeneratorTrainingConfig(flow_shift=3.0)
     sigmas = sample_sigmas(torch.Generator().manual_seed(0), 4096, config)
     assert 0 < sigmas.min() and sigmas.max() < 1 and sigmas.mean() > 0.6  # the shift favours high noise
-    assert learning_rate(0, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-4)
-    assert learning_rate(100, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5)
+    # both stages' schedules: the transformer's warm-up and cosine, the VAE's cosine to a tenth of its peak
+    trainer = GeneratorTrainer(tiny_config(vae_steps=100, steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5))
+
+    def lr_at(optimizer, step):
+        return optimizer.scheduler.base_lrs[0] * optimizer.scheduler.lr_lambdas[0](step)
+
+    assert trainer.optimizer.lr == 0 and lr_at(trainer.optimizer, 5) == pytest.approx(5e-4)
+    assert lr_at(trainer.optimizer, 10) == pytest.approx(1e-3) and lr_at(
+        trainer.optimizer, 100
+    ) == pytest.approx(1e-5)
+    vae_lr = trainer.config.vae_lr
+    assert lr_at(trainer.vae_optimizer, 10) == pytest.approx(
+        vae_lr
+    )  # warm-up: min(50, vae_steps // 10) steps
+    assert lr_at(trainer.vae_optimizer, 100) == pytest.approx(vae_lr / 10)
+    with pytest.raises(ValueError, match="needs a CUDA device; this run trains on cpu"):
+        GeneratorTrainer(tiny_config(), mixed_precision="bf16")
+    with pytest.raises(ValueError, match="mixed_precision='fp16' must be one of"):
+        GeneratorTrainer(tiny_config(), mixed_precision="fp16")
     with pytest.raises(ValueError, match="4k \\+ 1"):
         GeneratorTrainingConfig(num_frames=16)
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -232,12 +286,17 @@ def test_cli(tmp_path, capsys):
     add_train_generator_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
         ["train-generator", str(tmp_path / "run"), "--num-clips", "4", "--vae-steps", "1", "--steps", "1"]
-        + ["--batch-size", "2", "--threads", "1", "--quiet"]
+        + ["--batch-size", "2", "--threads", "1", "--device", "cpu", "--quiet"]
     )
+    assert args.mixed_precision == "no"
     assert run_train_generator(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 1 and summary["vae_steps"] == 1
     assert (tmp_path / "run" / "model_index.json").is_file()
+    assert generator_cli.MIXED_PRECISIONS == MIXED_PRECISIONS  # the CLI spells out the core's list
+    assert (
+        parser.parse_args(["train-generator", "out", "--mixed-precision", "bf16"]).mixed_precision == "bf16"
+    )
 
 
 def test_reconstructions_keep_the_clip_in_the_generators_look(tmp_path):

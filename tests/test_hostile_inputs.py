@@ -58,8 +58,8 @@ def run_generate(models, tmp_path, capsys, *options):
     [
         ["-o", "a.mp4", "--report", "a.mp4"],
         ["-o", "a.mp4", "--sheet", "p.png", "--plot", "p.png"],
-        ["-o", "d/candidate_0.mp4", "--save-candidates", "d"],
         ["-o", "a.mp4", "--sheet", "p.png", "--plot", "sub/../p.png"],
+        ["-o", "x.mp4", "--save-candidates", "x.mp4"],
     ],
 )
 def test_two_outputs_naming_one_file_are_refused_before_any_work(
@@ -69,6 +69,40 @@ def test_two_outputs_naming_one_file_are_refused_before_any_work(
     code, err = run_generate(models, tmp_path, capsys, *options)
     assert code == 2 and "are the same file" in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "d/candidate_0.mp4", "--save-candidates", "d"], "has a candidate's name"),
+        (["-o", "f/candidate_7.mp4", "--save-candidates", "f", "--overwrite"], "has a candidate's name"),
+        (["-o", "out/a.mp4", "--report", "out"], "would be inside --report out"),
+        (["-o", "a.mp4", "--save-candidates", "q", "--report", "q"], "are the same file"),
+        (["-o", "a.mp4", "--save-candidates", "a.mp4/c"], "would be inside -o a.mp4"),
+    ],
+)
+def test_outputs_in_each_others_way_are_refused_before_any_work(
+    models, tmp_path, capsys, monkeypatch, no_generation, options, message
+):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_generate(models, tmp_path, capsys, *options)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_billion_candidates_into_a_folder_are_refused_at_once(models, tmp_path, capsys):
+    started = time.perf_counter()
+    options = [
+        "-o",
+        str(tmp_path / "a.mp4"),
+        "--save-candidates",
+        str(tmp_path / "all"),
+        "--candidates",
+        "1000000000",
+    ]
+    code, err = run_generate(models, tmp_path, capsys, *options)
+    assert code == 2 and "num_candidates=1000000000" in err
+    assert time.perf_counter() - started < 30  # the models load; nothing is enumerated per candidate
 
 
 def test_an_output_linked_to_another_is_the_same_file(models, tmp_path, capsys, no_generation):
@@ -92,7 +126,7 @@ def test_a_candidates_folder_inside_a_file_is_refused_before_any_work(
     (tmp_path / "best.mp4").write_bytes(b"an earlier best clip")
     options = ["-o", str(tmp_path / "best.mp4"), "--save-candidates", str(tmp_path / "afile" / "sub")]
     code, err = run_generate(models, tmp_path, capsys, *options)
-    assert code == 2 and "afile, a file" in err, err
+    assert code == 2 and "afile is a file" in err, err
     assert (tmp_path / "best.mp4").read_bytes() == b"an earlier best clip"
 
 
@@ -102,6 +136,7 @@ def test_earlier_candidates_are_never_mixed_with_new_ones(models, tmp_path, caps
     for i in range(6):
         (folder / f"candidate_{i}.mp4").write_bytes(b"an earlier run")
     (folder / "notes.txt").write_text("mine")
+    (folder / "candidate_final.mp4").write_bytes(b"mine too")
     options = ["-o", str(tmp_path / "best.mp4"), "--candidates", "2", "--save-candidates", str(folder)]
     code, err = run_generate(models, tmp_path, capsys, *options)
     assert code == 2 and "earlier run" in err and "--overwrite" in err
@@ -125,6 +160,7 @@ def test_earlier_candidates_are_never_mixed_with_new_ones(models, tmp_path, caps
     assert sorted(path.name for path in folder.iterdir()) == [
         "candidate_0.mp4",
         "candidate_1.mp4",
+        "candidate_final.mp4",
         "notes.txt",
     ]
     assert (folder / "candidate_0.mp4").read_bytes() != b"an earlier run"
@@ -142,11 +178,33 @@ def test_a_billion_candidates_are_refused_at_once(wan):
 
 def test_the_memory_check_counts_every_candidate():
     sizes = {"num_frames": 17, "height": 32, "width": 32}
-    per_candidate = 17 * 32 * 32 * 3 * 4
-    limits.check_candidates_fit(100, sizes, 100 * per_candidate)
+    per_candidate = 17 * (32 * 32 + 4 * 64 * 64) * 3 * 4  # frames, and the critic's crops while scoring
+    limits.check_candidates_fit(100, sizes, 200 * per_candidate, crop_size=64)
     with pytest.raises(ValueError, match="at most 100 candidates"):
-        limits.check_candidates_fit(101, sizes, 100 * per_candidate)
-    limits.check_candidates_fit(10**9, None, 1)  # sizes the pipeline derives itself: not checked
+        limits.check_candidates_fit(101, sizes, 200 * per_candidate, crop_size=64)
+    limits.check_candidates_fit(
+        10**9, None, 1, crop_size=64
+    )  # sizes the pipeline derives itself: not checked
+
+
+@pytest.mark.slow
+def test_the_memory_estimate_is_near_what_generating_and_scoring_take(tmp_path):
+    """Peak memory per candidate, measured in a fresh process, within a factor 2 of the estimate."""
+    script = tmp_path / "peak.py"
+    script.write_text(
+        "import resource, sys, torch\n"
+        "from hybridgen import HybridPipeline\n"
+        "pipe = HybridPipeline.from_pretrained('toyworld')\n"
+        "pipe('a ball', num_candidates=2, num_inference_steps=1, show_progress=False)\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "pipe('a ball', num_candidates=int(sys.argv[1]), num_inference_steps=1, show_progress=False)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)\n"
+    )
+    peak = int(
+        subprocess.run([sys.executable, str(script), "96"], capture_output=True, text=True, check=True).stdout
+    )
+    estimate = 17 * (32 * 32 + limits.SCORING_COPIES * 64 * 64) * limits.BYTES_PER_PIXEL
+    assert estimate / 2 < peak / 96 < 2 * estimate
 
 
 def test_frames_beyond_the_positional_embedding_are_refused_before_any_step(wan, no_generation):
@@ -181,6 +239,24 @@ def test_non_finite_pipeline_arguments_are_refused(wan, no_generation, value):
         wan("a red ball", num_candidates=1, guidance_scale=value, **TINY_CALL_KWARGS["wan"])
     with pytest.raises(ValueError, match="not a finite number"):
         HybridPipeline(wan.pipeline, wan.critic, call_defaults={"guidance_scale": value})
+
+
+def test_a_nan_tensor_is_refused_too(wan, no_generation):
+    import torch
+
+    with pytest.raises(ValueError, match="guidance_scale=nan is not a finite number"):
+        wan(
+            "a red ball",
+            num_candidates=1,
+            guidance_scale=torch.tensor(float("nan")),
+            **TINY_CALL_KWARGS["wan"],
+        )
+
+
+def test_frames_the_critic_would_refuse_are_refused_before_generating(wan, no_generation):
+    kwargs = dict(TINY_CALL_KWARGS["wan"], height=32, width=512)
+    with pytest.raises(ValueError, match=r"height=32, width=512 makes frames of 16:1; .* at most 8:1"):
+        wan("a red ball", num_candidates=1, **kwargs)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -233,6 +309,12 @@ def copy_generator(models, tmp_path):
         ('{"pipeline_call": {"guidance_scale": NaN}}', "guidance_scale=nan is not a finite number"),
         ('{"fps": 16, "extra": 1}', "call_defaults.json must hold"),
         ('{"fps": "fast"}', "call_defaults.json must hold"),
+        (
+            '{"pipeline_call": {"guidance_scale": "4"}}',
+            "guidance_scale must be a number (default 5.0), got '4'",
+        ),
+        ('{"pipeline_call": {"num_frames": "17"}}', "num_frames must be an integer >= 1, got '17'"),
+        ('{"pipeline_call": {"num_frames": 17.9}}', "num_frames must be an integer >= 1, got 17.9"),
         ("{not json", "is not valid JSON"),
     ],
 )
@@ -262,6 +344,12 @@ def test_a_malformed_config_in_a_local_directory_is_named_as_such(models, tmp_pa
 
 
 # ------------------------------------------------------------------ interrupts
+def test_the_command_line_parses_before_importing_torch():
+    """So that Ctrl-C while the libraries load is already inside main's handling (exit 130, one line)."""
+    code = "import sys, hybridgen.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_ctrl_c_exits_130_with_one_line(models, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -271,6 +359,7 @@ def test_ctrl_c_exits_130_with_one_line(models, tmp_path, capsys, monkeypatch):
     assert code == 130 and err.strip() == "hybridgen generate: interrupted; nothing half-written was left"
 
 
+@pytest.mark.slow
 def test_a_terminated_generate_exits_143_and_leaves_nothing(models, tmp_path):
     """SIGTERM mid-run (as a job scheduler sends it): one line, exit 128 + 15, nothing written."""
     command = [sys.executable, "-m", "hybridgen.cli", "generate", "a red ball", "-o", str(tmp_path / "a.mp4")]

@@ -7,7 +7,6 @@ silent fresh start would overwrite the folder the user meant to resume.
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +132,7 @@ def test_a_pickled_critic_state_is_refused_unread_and_no_resume_starts_over(clip
     assert not (run / "checkpoint" / "trainer_state.pt").exists()  # the new checkpoint replaced it
 
 
+@pytest.mark.slow
 def test_a_pickled_generator_state_is_refused_unread(generator_run, tmp_path):
     run, marker = copy_run(generator_run, tmp_path), tmp_path / "pwned"
     plant_pickle(run / "checkpoint" / "trainer_state.pt", marker)
@@ -163,14 +163,20 @@ def test_pickles_planted_next_to_a_critic_checkpoint_are_never_read(clips, criti
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_pickles_planted_as_generator_checkpoint_files_are_never_read(generator_run, tmp_path):
     marker = tmp_path / "pwned"
-    for name in ("vae", "transformer", "ema", "latents", "trainer_state"):
+    for name in ("vae", "transformer", "latents", "trainer_state"):
         run = copy_run(generator_run, tmp_path / name)
         plant_pickle(run / "checkpoint" / f"{name}.safetensors", marker)
         with pytest.raises(BrokenCheckpointError, match=f"{name}.safetensors"):
             GeneratorTrainer(tiny_config(steps=2, vae_steps=1)).fit(run, show_progress=False)
-    assert not marker.exists()
+    # the EMA weights travel in the trainer state: a file under the name earlier versions used is not read
+    run = copy_run(generator_run, tmp_path / "ema")
+    plant_pickle(run / "checkpoint" / "ema.safetensors", marker)
+    trainer = GeneratorTrainer(tiny_config(steps=2, vae_steps=1))
+    trainer.fit(run, show_progress=False)
+    assert trainer.step == 2 and not marker.exists()
 
 
 def test_the_bundler_never_unpickles_a_trainer_state(clips, critic_run, generator_run, tmp_path):
@@ -217,8 +223,9 @@ def test_a_truncated_critic_checkpoint_file_is_named(clips, critic_run, tmp_path
 
 @pytest.mark.parametrize(
     "name",
-    ["vae.safetensors", "transformer.safetensors", "ema.safetensors", "latents.safetensors", *STATE_FILES],
+    ["vae.safetensors", "transformer.safetensors", "latents.safetensors", *STATE_FILES],
 )
+@pytest.mark.slow
 def test_a_truncated_generator_checkpoint_file_is_named(generator_run, tmp_path, name):
     run = copy_run(generator_run, tmp_path)
     truncate(run / "checkpoint" / name)
@@ -264,12 +271,15 @@ def test_the_trainers_own_fit_refuses_a_file(clips, tmp_path):
         GeneratorTrainer(tiny_config()).fit(notes, show_progress=False)
 
 
-def test_the_cli_says_so_in_one_line_at_once(tmp_path, capsys):
+def test_the_cli_says_so_in_one_line_at_once(tmp_path, capsys, monkeypatch):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    started = time.perf_counter()
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("clips were rendered")
+
+    monkeypatch.setattr("hybridgen.training.critic.ToyWorldClips", no_rendering)
     assert main(["train-critic", str(notes), "--quiet"]) == 2
-    assert time.perf_counter() - started < 5  # rendering the clip pool alone takes ~10 s
     error = capsys.readouterr().err
     assert (
         error == f"hybridgen train-critic: error: cannot train into {notes}: it is a file, not a directory.\n"
@@ -285,3 +295,35 @@ def test_training_configs_refuse_non_finite_numbers(value):
         CriticTrainingConfig(lr=value)
     with pytest.raises(ValueError, match="GeneratorTrainingConfig: kl_weight=.* is not a finite number"):
         GeneratorTrainingConfig(kl_weight=value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"step": "2"}, "step='2' is not a step count"),
+        ({"step": 1.5}, "step=1.5 is not a step count"),
+        ({"step": 10**9}, "step=1000000000 is not a step count"),
+        ({"history": "xx"}, "history is not a list of records"),
+        ({"history": []}, "step=2 is not a step count between 0 and the 0 logged"),
+    ],
+)
+def test_a_trainer_state_with_senseless_counts_is_named(clips, critic_run, tmp_path, edit, message):
+    import json
+
+    run = copy_run(critic_run, tmp_path)
+    path = run / "checkpoint" / "trainer_state.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    with pytest.raises(BrokenCheckpointError, match=re.escape(message)) as error:
+        critic_trainer(clips, steps=3).fit(run, show_progress=False)
+    assert_one_clear_line(error.value, path)
+
+
+def test_a_resume_accepts_another_spelling_of_the_same_data_folder(tmp_path, monkeypatch):
+    from hybridgen.training.checkpoints import check_same_settings
+
+    (tmp_path / "clips").mkdir()
+    monkeypatch.chdir(tmp_path)
+    saved, wanted = {"data": "clips/"}, {"data": str(tmp_path / "clips")}
+    check_same_settings(tmp_path, saved, wanted, changeable=())
+    with pytest.raises(ValueError, match="data="):
+        check_same_settings(tmp_path, saved, {"data": "toyworld"}, changeable=())

@@ -18,6 +18,8 @@ from hybridgen.models import BUNDLED, WEIGHTS_DIR
 from hybridgen.toyworld.prompts import follows_prompt
 from hybridgen.video import read_video
 
+pytestmark = pytest.mark.slow  # the edit-run loop skips these: pytest -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def pipe():

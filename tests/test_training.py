@@ -1,6 +1,7 @@
-"""The JEPA critic trainer, for a few steps on a tiny model and the toy world."""
+"""The JEPA critic trainer, for a few steps on a tiny model and the toy world, and the training core under it."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.toyworld.bundle import critic_card
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.checkpoints import recover_directory, replacing_directory
+from hybridgen.training.core import ScheduledAdamW
 from hybridgen.training.critic import (
     CollapseError,
     CriticTrainer,
@@ -19,9 +21,9 @@ from hybridgen.training.critic import (
     ToyWorldClips,
     VideoFolderClips,
     ema_momentum,
-    learning_rate,
     train_critic,
 )
+from hybridgen.training.state import load_state, save_state
 from hybridgen.video import write_video
 
 SCORING = {"window": 8, "context": 4, "stride": 2, "direction": "both", "top_fraction": 0.1}
@@ -103,11 +105,25 @@ def test_the_card_of_a_staged_training_describes_every_stage(clips, tmp_path):
     assert "- Initialised from random weights." in critic_card(first, None)
 
 
+def cosine_lr(step, *, lr=2e-3, min_lr=1e-5, warmup=3, total):
+    """The warm-up + cosine schedule, written out: what `make_trainer`'s runs should train with at `step`."""
+    if step < warmup:
+        return lr * step / warmup
+    return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+
 def test_resume_continues_from_the_checkpoint(clips, tmp_path):
     make_trainer(clips, steps=4, checkpoint_every=2).fit(tmp_path / "run", show_progress=False)
     resumed = make_trainer(clips, steps=6, checkpoint_every=2)
     resumed.fit(tmp_path / "run", show_progress=False)
     assert resumed.step == 6 and len(resumed.history) == 6
+    # asked for more steps, the resumed run continues on the cosine recomputed over all 6 (as the Makefile's
+    # 2000 -> 4000-step critic does)
+    lrs = [record["lr"] for record in resumed.history]
+    assert lrs == pytest.approx(
+        [cosine_lr(step, total=4) for step in range(4)] + [cosine_lr(4, total=6), cosine_lr(5, total=6)]
+    )
+    assert lrs[4] == pytest.approx(1e-5 + 0.75 * (2e-3 - 1e-5))  # a third of the way down the new cosine
     fresh = make_trainer(clips, steps=6)
     fresh.fit(tmp_path / "other", resume=False, show_progress=False)
     assert fresh.history[-1]["step"] == 6
@@ -222,12 +238,10 @@ def test_evaluation_runs_on_schedule(clips, tmp_path):
     assert [("eval" in r) for r in trainer.history] == [False, True, False, True]
 
 
-def test_schedules():
+def test_momentum_schedule_and_validation():
     config = CriticTrainingConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
-    assert learning_rate(0, config) == pytest.approx(1e-4)
-    assert learning_rate(9, config) == pytest.approx(1e-3)
-    assert learning_rate(100, config) == pytest.approx(1e-5)
     assert ema_momentum(0, config) == pytest.approx(0.996) and ema_momentum(100, config) == 1.0
+    assert ema_momentum(50, config) == pytest.approx(0.998)
     with pytest.raises(ValueError, match="ema_start"):
         CriticTrainingConfig(ema_start=1.1)
     with pytest.raises(ValueError, match="directions"):
@@ -248,6 +262,7 @@ def test_video_folder_data(tmp_path):
         train_critic(tmp_path / "run", data=str(tmp_path), workers=2, show_progress=False)
 
 
+@pytest.mark.slow
 def test_render_workers_give_the_same_batches_every_run():
     def batches():
         clips = ToyWorldClips(pool_size=6, refresh=2, num_frames=8, size=32, seed=3, workers=2)
@@ -272,6 +287,7 @@ def test_render_workers_give_the_same_batches_every_run():
         ToyWorldClips(pool_size=2, workers=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_the_clip_pool_is_carried_across_a_resume(workers):
     def pool():
@@ -292,3 +308,60 @@ def test_the_clip_pool_is_carried_across_a_resume(workers):
         for clips in (straight, first, second):
             if clips is not None:
                 clips.close()
+
+
+# ---------------------------------------------------------------------- the training core
+def scheduled_adamw(total_steps, parameters=None):
+    parameters = parameters if parameters is not None else [torch.nn.Parameter(torch.zeros(3))]
+    return ScheduledAdamW(
+        parameters,
+        lr=1e-3,
+        min_lr=1e-5,
+        warmup_steps=10,
+        total_steps=total_steps,
+        weight_decay=0.1,
+        grad_clip=1.0,
+    )
+
+
+def train(optimizer, steps):
+    """`steps` updates of a quadratic loss; the learning rate each one used."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.lr)
+        (parameter,) = optimizer.parameters
+        optimizer.update(((parameter - torch.arange(3.0)) ** 2).sum())
+    return lrs
+
+
+def test_the_schedule_warms_up_then_decays_to_the_floor():
+    lrs = train(scheduled_adamw(total_steps=100), 101)
+    assert lrs[0] == 0  # transformers' warm-up starts at 0
+    assert lrs[5] == pytest.approx(5e-4) and lrs[10] == pytest.approx(1e-3)  # linear to the peak
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))
+    assert lrs[55] == pytest.approx((1e-3 + 1e-5) / 2)  # half-way down the cosine
+    assert all(a > b for a, b in zip(lrs[10:100], lrs[11:101]))
+    assert lrs[100] == pytest.approx(1e-5)  # the floor, at the last step
+
+
+def test_a_resumed_schedule_continues_exactly_and_longer_when_asked(tmp_path):
+    """Through a checkpoint's state files: the same length trains as if never stopped; more steps continue on
+    the cosine over the new length from the step reached."""
+    straight = scheduled_adamw(total_steps=100)
+    straight_lrs = train(straight, 60)
+    stopped = scheduled_adamw(total_steps=100)
+    train(stopped, 40)
+    save_state(tmp_path, {"optimizer": stopped.state_dict(), "weights": stopped.parameters[0]})
+
+    def resume(total_steps):
+        state = load_state(tmp_path)
+        optimizer = scheduled_adamw(total_steps, [torch.nn.Parameter(state["weights"])])
+        optimizer.load_state_dict(state["optimizer"])
+        return optimizer
+
+    resumed = resume(total_steps=100)
+    assert train(resumed, 20) == straight_lrs[40:]
+    assert torch.equal(resumed.parameters[0], straight.parameters[0])  # the AdamW moments came back too
+    assert train(resume(total_steps=200), 20) == pytest.approx(
+        train(scheduled_adamw(total_steps=200), 60)[40:]
+    )

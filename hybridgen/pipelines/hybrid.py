@@ -9,6 +9,7 @@ out.save("best.mp4")
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -31,17 +32,22 @@ from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
 from hybridgen.pipelines.limits import (
     call_sizes,
+    check_call_arguments,
     check_candidates_fit,
-    check_finite_numbers,
+    check_critic_can_judge,
     check_positional_limits,
 )
 from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates
 from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
-from hybridgen.video import available_memory, write_json_atomic, write_video
+from hybridgen.video import available_memory, check_directory_path, write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
 
 STRATEGIES = ("rerank", "search", "guidance")
+CANDIDATE_FILE = re.compile(r"candidate_\d+\.mp4")  # how save_candidates names candidate i
 DEFAULT_FPS = 16.0  # frame rate assumed for clips of generators that do not state theirs
+# videos per pipeline call unless the caller says: a pipeline's working memory grows with its batch, so a call
+# for hundreds of candidates runs in calls of this many
+DEFAULT_BATCH_SIZE = 16
 # Arguments HybridPipeline sets itself on every call of the video pipeline.
 RESERVED_ARGUMENTS = ("prompt", "generator", "num_videos_per_prompt", "output_type", "return_dict", "latents")
 # The common text-to-video call contract every supported pipeline must accept.
@@ -185,7 +191,7 @@ class HybridPipeline:
         self.critic = critic
         self.call_defaults = dict(call_defaults or {})
         self._check_pipeline_kwargs(self.call_defaults, "call_defaults")
-        check_finite_numbers(self.call_defaults, "call_defaults")
+        check_call_arguments(pipeline, self.call_defaults, "call_defaults")
         self.fps = float(fps) if fps is not None else None
 
     @classmethod
@@ -293,12 +299,13 @@ class HybridPipeline:
                     f"{name}= options were given but strategy is {strategy!r}; pass strategy={name!r}."
                 )
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
-        check_finite_numbers(pipeline_kwargs, "HybridPipeline call")
-        # what the generator can make, and what fits in memory, before the first step
+        check_call_arguments(self.pipeline, pipeline_kwargs, "HybridPipeline call")
+        # what the generator can make, what the critic can judge, and what fits in memory, before the first step
         clip_sizes = call_sizes(self.pipeline, call_kwargs)
         if clip_sizes is not None:
             check_positional_limits(self.pipeline, clip_sizes)
-        check_candidates_fit(num_candidates, clip_sizes, available_memory())
+            check_critic_can_judge(clip_sizes)
+        check_candidates_fit(num_candidates, clip_sizes, available_memory(), self.critic.crop_size)
 
     def _check_pipeline_kwargs(self, kwargs: dict, where: str) -> None:
         accepted = call_parameters(self.pipeline)
@@ -342,7 +349,8 @@ class HybridPipeline:
             generator: seeds the per-candidate seeds; the same generator state gives the same candidates.
             num_frames, height, width, num_inference_steps: passed to the video pipeline when given (else the
                 call defaults, else the pipeline's own defaults).
-            batch_size: videos per pipeline call (default: all candidates at once where the pipeline allows).
+            batch_size: videos per pipeline call (default: up to `DEFAULT_BATCH_SIZE` at once where the pipeline
+                allows; candidate i is the same clip whatever the batch size).
             search, guidance: options of those strategies (defaults when None).
             pipeline_kwargs: further arguments of the video pipeline's `__call__` (e.g. `guidance_scale`);
                 a name it does not accept is an error.
@@ -366,6 +374,7 @@ class HybridPipeline:
             call_kwargs,
         )
         num_candidates = int(num_candidates)
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
 
         # 2. One seed per candidate, drawn from the caller's generator
         seeds = candidate_seeds(num_candidates, generator)
@@ -450,25 +459,28 @@ def candidate_paths(directory: str | Path, num_candidates: int) -> list[Path]:
     return [Path(directory) / f"candidate_{i}.mp4" for i in range(num_candidates)]
 
 
+def is_candidate_file(path: str | Path) -> bool:
+    """Whether `path` is named as `save_candidates` names a candidate (`candidate_<i>.mp4`)."""
+    return CANDIDATE_FILE.fullmatch(Path(path).name) is not None
+
+
 def check_candidate_directory(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Check that candidates can be written to `directory` (a folder, or a path to create as one) without mixing
     runs; return the candidate files of an earlier run it holds (only when `overwrite`, else they are an error).
+    Other files in the folder are left alone.
     """
-    directory = Path(directory)
-    for path in (directory, *directory.parents):
-        if path.exists():
-            if not path.is_dir():
-                where = "is a file" if path == directory else f"is inside {path}, a file"
-                raise NotADirectoryError(
-                    f"cannot write candidates to {directory}: it {where}, not a directory."
-                )
-            break
-    stale = sorted(directory.glob("candidate_*.mp4")) if directory.is_dir() else []
+    directory = check_directory_path(directory, "candidates")
+    stale = (
+        sorted(path for path in directory.iterdir() if is_candidate_file(path)) if directory.is_dir() else []
+    )
     if stale and not overwrite:
         raise FileExistsError(
             f"{directory} already holds {len(stale)} candidate clip(s) of an earlier run ({stale[0].name}, ...): "
             "choose an empty folder, or overwrite them (overwrite=True, --overwrite on the command line)."
         )
+    folders = [path.name for path in stale if path.is_dir()]
+    if folders:
+        raise IsADirectoryError(f"cannot write candidates to {directory}: {folders[0]} in it is a folder.")
     return stale
 
 

@@ -1,1 +1,2 @@
-"""Training the toy-world critic (and, later, generator) with the same public classes a user loads."""
+"""Training the toy-world critic and generator with the same public classes a user loads, on one training core
+(`hybridgen.training.core`: schedule, optimiser step, resumable loop)."""

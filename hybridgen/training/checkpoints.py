@@ -115,7 +115,7 @@ def check_same_settings(directory: Path, saved: dict, wanted: dict, changeable: 
     differing = [
         name
         for name, value in wanted.items()
-        if name not in changeable and name in saved and _plain(saved[name]) != _plain(value)
+        if name not in changeable and name in saved and not _same_setting(saved[name], value)
     ]
     if differing:
         trained = ", ".join(f"{name}={saved[name]!r}" for name in differing)
@@ -124,6 +124,16 @@ def check_same_settings(directory: Path, saved: dict, wanted: dict, changeable: 
             f"the checkpoint in {directory} was trained with {trained}; this run asks {asked}: resuming would mix "
             "two trainings. Pass the same settings, or --no-resume (resume=False) to start over."
         )
+
+
+def _same_setting(saved, wanted) -> bool:
+    """Whether two values of a setting are the same: equal as JSON reads them back, or two spellings of one
+    existing path (`clips/` and `/home/me/clips` for --data, a relative and an absolute --init)."""
+    if _plain(saved) == _plain(wanted):
+        return True
+    if isinstance(saved, str) and isinstance(wanted, str) and Path(saved).exists() and Path(wanted).exists():
+        return Path(saved).resolve() == Path(wanted).resolve()
+    return False
 
 
 def _plain(value):

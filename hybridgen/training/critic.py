@@ -9,19 +9,22 @@ One step, on a batch of plausible clips `x` of `window` frames:
         pred    = predictor(ctx, context ids, target ids)      # (B, N_target, D)
         err     = |pred - target[:, target ids]|.mean(-1)      # (B, N_target) per-token L1
         loss   += (1 - w) * mean(err) + w * mean(top 10% of err per clip)
-    ema_encoder <- m * ema_encoder + (1 - m) * encoder         # m rises from ema_start to ema_end
+    AdamW step, lr: linear warm-up from 0, then cosine to min_lr  # training core's ScheduledAdamW
+    ema_encoder <- m * ema_encoder + (1 - m) * encoder         # m rises linearly from ema_start to ema_end
 
-The trainer never sees a violation: surprise at impossible events must emerge from learning to predict.
-A collapse monitor watches the spread of the target embeddings across samples and tokens and stops training
-when it vanishes. Checkpoints make a run resumable: the model (`save_pretrained`) and the EMA encoder in safetensors,
-the rest of the trainer's state in JSON + safetensors (`hybridgen.training.state`), so that resuming never unpickles
-anything. A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`.
+The target-encoder momentum stays an explicit schedule, as V-JEPA 2's own code keeps it (diffusers' `EMAModel`, which
+the generator uses, has its own warm-up rule and no momentum schedule). The trainer never sees a violation: surprise
+at impossible events must emerge from learning to predict. A collapse monitor watches the spread of the target
+embeddings across samples and tokens and stops training when it vanishes. The loop, checkpoints and resume are the
+shared `ResumableTrainer`'s: the model (`save_pretrained`) and the EMA encoder in safetensors, the rest of the trainer's
+state (optimiser and schedule included) in JSON + safetensors (`hybridgen.training.state`), so that resuming never
+unpickles anything. A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`;
+one that asks for more steps continues on a cosine recomputed over the new length.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import multiprocessing
 import time
@@ -36,21 +39,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
 from hybridgen.pipelines.limits import check_finite_numbers
-from hybridgen.training.checkpoints import (
-    check_output_dir,
-    check_same_settings,
-    reading_checkpoint_file,
-    recover_directory,
-    replacing_directory,
-    restore_log,
-    training_machine,
-)
-from hybridgen.training.state import STATE_JSON, load_state, save_state, state_exists
+from hybridgen.training.checkpoints import check_output_dir, reading_checkpoint_file
+from hybridgen.training.core import ResumableTrainer, ScheduledAdamW, TrainingStopped, random_mirror
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -114,9 +108,10 @@ class CriticTrainingConfig:
     )
 
     def __post_init__(self):
-        check_finite_numbers(
-            asdict(self), "CriticTrainingConfig"
-        )  # a NaN learning rate would train nothing, silently
+        # a NaN learning rate would train nothing, silently
+        check_finite_numbers(asdict(self), "CriticTrainingConfig")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0.")
         for name in ("steps", "batch_size", "window", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
@@ -138,19 +133,12 @@ RESUMABLE_CHANGES = (
 )
 
 
-class CollapseError(RuntimeError):
+class CollapseError(TrainingStopped):
     """The embeddings stopped varying across samples and tokens: the JEPA objective collapsed."""
 
 
-def learning_rate(step: int, config: CriticTrainingConfig) -> float:
-    """Linear warm-up, then cosine decay to `min_lr`."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def ema_momentum(step: int, config: CriticTrainingConfig) -> float:
+    """The target encoder's momentum at `step`: linear from `ema_start` to `ema_end` over the run's `steps`."""
     return config.ema_start + (config.ema_end - config.ema_start) * min(1.0, step / config.steps)
 
 
@@ -167,18 +155,12 @@ def hard_token_loss(errors: torch.Tensor, config: CriticTrainingConfig) -> torch
     return (1 - config.hard_token_weight) * errors.mean() + config.hard_token_weight * hard
 
 
-def random_mirror(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror about half of `(B, W, 3, H, W)` clips left-right, one draw from `generator` per clip."""
-    flip = torch.rand(len(clips), generator=generator) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips)
-
-
 def embedding_spread(features: torch.Tensor) -> float:
     """Std of `(B, N, D)` features across samples and tokens, averaged over dims (0 = collapsed)."""
     return float(features.reshape(-1, features.shape[-1]).float().std(dim=0).mean())
 
 
-class CriticTrainer:
+class CriticTrainer(ResumableTrainer):
     """Trains `model` (encoder + predictor) against an EMA copy of its encoder.
 
     Args:
@@ -189,6 +171,8 @@ class CriticTrainer:
         device: where the model, its EMA target and the batches live ("cpu", "cuda", ...); clips are sampled
             on the CPU and moved there, masks and seeds stay on the CPU generator (same seed, same masks).
     """
+
+    resumable_changes = RESUMABLE_CHANGES
 
     def __init__(
         self,
@@ -203,22 +187,17 @@ class CriticTrainer:
                 f"window={config.window} must be a multiple of the tubelet size {model.config.tubelet_size} "
                 "and hold at least two tubelets."
             )
-        self.device = torch.device(device)
+        super().__init__(config, device)
         model = model.to(self.device)
         # the critic only preprocesses here (it freezes the model it wraps, so it comes first)
         self.preprocessor = VJEPA2Critic(model, **_preprocessing(config.scoring))
         self.model = model.train().requires_grad_(True)
         self.target_encoder = copy.deepcopy(model.encoder).eval().requires_grad_(False)
         self.sample_clips = sample_clips
-        self.config = config
         self.evaluate = evaluate
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.optimizer = ScheduledAdamW.from_config(self.model.parameters(), config)
         self.step = 0
         self.low_spread_steps = 0  # consecutive steps with the target spread under the collapse threshold
-        self.history: list[dict] = []
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
@@ -244,17 +223,10 @@ class CriticTrainer:
             errors = token_l1(prediction, target[:, target_ids])  # (B, N_target)
             loss = loss + hard_token_loss(errors, config) / len(config.directions)
 
-        lr = learning_rate(self.step, config)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-        self.optimizer.step()
+        lr = self.optimizer.lr
+        self.optimizer.update(loss)
         momentum = ema_momentum(self.step, config)
-        with torch.no_grad():
-            for ema, online in zip(self.target_encoder.parameters(), self.model.encoder.parameters()):
-                ema.lerp_(online, 1 - momentum)
+        self.update_target_encoder(momentum)
         self.step += 1
         return {
             "step": self.step,
@@ -265,6 +237,32 @@ class CriticTrainer:
             "ema": momentum,
         }
 
+    @torch.no_grad()
+    def update_target_encoder(self, momentum: float) -> None:
+        """`target <- momentum * target + (1 - momentum) * encoder`, parameter by parameter (V-JEPA 2's rule)."""
+        for ema, online in zip(self.target_encoder.parameters(), self.model.encoder.parameters()):
+            ema.lerp_(online, 1 - momentum)
+
+    def _watched_step(self) -> dict:
+        """One training step, counted by the collapse monitor and evaluated when an evaluation is due."""
+        record = self.train_step()
+        collapsing = record["spread"] < self.config.collapse_threshold
+        self.low_spread_steps = self.low_spread_steps + 1 if collapsing else 0
+        due = self.step % self.config.eval_every == 0 or self.step == self.config.steps
+        if self.evaluate is not None and due:
+            record["eval"] = self.evaluate(self.export_critic())
+        return record
+
+    def _stop_if_collapsed(self, record: dict) -> None:
+        if self.low_spread_steps >= self.config.collapse_patience:
+            message = (
+                f"embeddings collapsed at step {self.step}: spread {record['spread']:.4f} < "
+                f"{self.config.collapse_threshold} for {self.config.collapse_patience} steps; "
+                "training stopped (checkpoint kept)."
+            )
+            warnings.warn(message, stacklevel=2)
+            raise CollapseError(message)
+
     # ------------------------------------------------------------------ export, checkpoints
     def export_critic(self) -> VJEPA2Critic:
         """The critic to ship: the EMA encoder (the predictor's target) with the trained predictor."""
@@ -273,32 +271,11 @@ class CriticTrainer:
         model.encoder.load_state_dict(self.target_encoder.state_dict())
         return VJEPA2Critic(model.to(self.device).eval(), **self.config.scoring)
 
-    def save_checkpoint(self, directory: Path) -> None:
-        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint): the
-        model, the EMA encoder, and the trainer's state (`save_state`: JSON + safetensors, nothing pickled)."""
-        with replacing_directory(directory) as temporary:
-            self.model.save_pretrained(temporary / "model")
-            save_file(self.target_encoder.state_dict(), str(temporary / "target_encoder.safetensors"))
-            state = {
-                "step": self.step,
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "low_spread_steps": self.low_spread_steps,
-                "history": self.history,
-                "config": asdict(self.config),
-                "machine": training_machine(self.device),
-            }
-            if hasattr(self.sample_clips, "state_dict"):  # e.g. the toy world's pool of rendered clips
-                state["clips"] = self.sample_clips.state_dict()
-            save_state(temporary, state)
+    def write_weights(self, folder: Path) -> None:
+        self.model.save_pretrained(folder / "model")
+        save_file(self.target_encoder.state_dict(), str(folder / "target_encoder.safetensors"))
 
-    def load_checkpoint(self, directory: Path) -> None:
-        """Restore the run saved in `directory`. Raises `ValueError` if it was trained with other settings
-        (`RESUMABLE_CHANGES` aside) and `BrokenCheckpointError` (a `ValueError`) naming a file that is broken."""
-        state = load_state(directory)
-        with reading_checkpoint_file(directory / STATE_JSON):
-            saved_config = dict(state["config"])
-        check_same_settings(directory, saved_config, asdict(self.config), RESUMABLE_CHANGES)
+    def read_weights(self, directory: Path) -> None:
         with reading_checkpoint_file(directory / "model" / "model.safetensors"):
             # this trainer's architecture (the settings check compared `init`): only the weights file is read
             model = VJEPA2Model.from_pretrained(
@@ -307,14 +284,23 @@ class CriticTrainer:
             self.model.load_state_dict(model.state_dict())
         with reading_checkpoint_file(directory / "target_encoder.safetensors"):
             self.target_encoder.load_state_dict(load_file(str(directory / "target_encoder.safetensors")))
-        with reading_checkpoint_file(directory / STATE_JSON):
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"])
-            self.step = state["step"]
-            self.low_spread_steps = state.get("low_spread_steps", 0)
-            self.history = state["history"]
-            if "clips" in state and hasattr(self.sample_clips, "load_state_dict"):
-                self.sample_clips.load_state_dict(state["clips"])
+
+    def state_dict(self) -> dict:
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "low_spread_steps": self.low_spread_steps,
+        }
+        if hasattr(self.sample_clips, "state_dict"):  # e.g. the toy world's pool of rendered clips
+            state["clips"] = self.sample_clips.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        self.low_spread_steps = state.get("low_spread_steps", 0)
+        if "clips" in state and hasattr(self.sample_clips, "load_state_dict"):
+            self.sample_clips.load_state_dict(state["clips"])
 
     # ------------------------------------------------------------------ the loop
     def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> VJEPA2Critic:
@@ -325,44 +311,21 @@ class CriticTrainer:
         checkpoint) if the embeddings collapse. With `resume`, a checkpoint there is resumed (`load_checkpoint`);
         one in the old pickle format is refused (`PickledCheckpointError`), never read.
         """
-        output_dir = check_output_dir(output_dir)
-        checkpoint = recover_directory(output_dir / "checkpoint")
-        if resume and state_exists(checkpoint):
-            self.load_checkpoint(checkpoint)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        log_path = output_dir / "training_log.jsonl"
-        restore_log(log_path, self.history)
-        started = time.perf_counter()
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="train-critic", disable=not show_progress)
-        while self.step < self.config.steps:
-            record = self.train_step()
-            collapsing = record["spread"] < self.config.collapse_threshold
-            self.low_spread_steps = self.low_spread_steps + 1 if collapsing else 0
-            if self.evaluate is not None and (
-                self.step % self.config.eval_every == 0 or self.step == self.config.steps
-            ):
-                record["eval"] = self.evaluate(self.export_critic())
-            record["seconds"] = round(time.perf_counter() - started, 2)
-            self.history.append(record)
-            with log_path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", spread=f"{record['spread']:.3f}")
-            if self.low_spread_steps >= self.config.collapse_patience:
-                self.save_checkpoint(checkpoint)
-                message = (
-                    f"embeddings collapsed at step {self.step}: spread {record['spread']:.4f} < "
-                    f"{self.config.collapse_threshold} for {self.config.collapse_patience} steps; "
-                    "training stopped (checkpoint kept)."
-                )
-                warnings.warn(message, stacklevel=2)
-                raise CollapseError(message)
-            if self.step % self.config.checkpoint_every == 0:
-                self.save_checkpoint(checkpoint)
-        bar.close()
-        self.save_checkpoint(checkpoint)
+        # 1. open the run: its checkpoint resumed, its log restored
+        run = self.open_run(output_dir, resume=resume, show_progress=show_progress)
+        # 2. train to `steps`, evaluating on schedule, stopping if the embeddings collapse
+        run.train(
+            self._watched_step,
+            lambda: self.step,
+            self.config.steps,
+            "train-critic",
+            postfix=("loss", "spread"),
+            check=self._stop_if_collapsed,
+        )
+        # 3. the last checkpoint, then the critic to ship
+        run.save_checkpoint()
         critic = self.export_critic()
-        critic.save_pretrained(output_dir)
+        critic.save_pretrained(run.output_dir)
         return critic
 
 

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from hybridgen.critics.error_head import ExpectedErrorHead
 from hybridgen.critics.vjepa2 import VJEPA2Critic, token_l1
-from hybridgen.training.critic import ToyWorldClips, VideoFolderClips, random_mirror
+from hybridgen.training.core import random_mirror
+from hybridgen.training.critic import ToyWorldClips, VideoFolderClips
 
 # seeds of the toy-world clips the head is fitted on: apart from the critic's training clips (0 up) and from
 # every violation-pair range (500,000 / 1,000,000 / 2,000,000 up)

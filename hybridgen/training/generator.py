@@ -13,21 +13,28 @@ and is called like any Wan checkpoint. Two stages, on toy-world clips of 17 fram
                            x_t  = (1 - sigma) * z0 + sigma * noise                  # (B, 16, 5, 4, 4)
                            loss = MSE(transformer(x_t, 1000 * sigma, text), noise - z0)
                            the caption is replaced by the empty prompt with probability `caption_dropout` (CFG)
+    both stages            AdamW, lr: linear warm-up from 0, then cosine (the training core's `ScheduledAdamW`)
 
 The VAE is a Wan 2.2-style `AutoencoderKLWan` (`patch_size=2`, `is_residual=True`) with three levels instead of
 four: 8x in space, 4x in time, so 32x32 gives a 4x4 latent grid and the transformer (patch 1x1x1) sees
 5 x 4 x 4 = 80 tokens. The text encoder is a tiny random UMT5 that stays frozen: a random encoder still gives each
-caption a distinct embedding sequence. The shipped transformer is an EMA of the trained one. Checkpoints in
-`output_dir/checkpoint` make every stage resumable: weights and latents in safetensors, the rest of the trainer's
-state in JSON + safetensors (`hybridgen.training.state`), so that resuming never unpickles anything. A resume must
-ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`.
+caption a distinct embedding sequence. The shipped transformer is an EMA of the trained one, kept by diffusers'
+`EMAModel`: decay 0 at its first update (the EMA starts as the weights after one step), then
+`min(ema_decay, (1 + k) / (10 + k))` after k earlier updates. The loop, checkpoints and resume are the training
+core's `ResumableTrainer`: checkpoints in `output_dir/checkpoint` make every stage resumable: weights and latents in
+safetensors, the rest of the trainer's state (optimisers, schedules, the EMA weights) in JSON + safetensors
+(`hybridgen.training.state`), so that resuming never unpickles anything. A resume must ask for the settings the
+checkpoint was trained with, except `RESUMABLE_CHANGES`.
+
+It trains on any `device`: the models and each batch live there, while the rendered clips, latents and caption
+embeddings stay on the CPU (moved a batch at a time) and every random draw comes from a CPU `torch.Generator`, so the
+same seed draws the same batches and noise on any device. `mixed_precision="bf16"` runs the forward passes under
+bf16 autocast, on CUDA only.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,22 +43,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.pipelines.limits import check_finite_numbers
 from hybridgen.toyworld.text import build_t5_tokenizer, tiny_t5_encoder
-from hybridgen.training.checkpoints import (
-    check_output_dir,
-    check_same_settings,
-    reading_checkpoint_file,
-    recover_directory,
-    replacing_directory,
-    restore_log,
-    training_machine,
+from hybridgen.training.checkpoints import check_output_dir, reading_checkpoint_file
+from hybridgen.training.core import (
+    ResumableTrainer,
+    ScheduledAdamW,
+    autocast,
+    check_mixed_precision,
+    random_mirror,
 )
-from hybridgen.training.state import STATE_JSON, load_state, save_state, state_exists
 from hybridgen.video import write_json_atomic
 
 # seeds of the held-out clips that measure reconstruction; training clips start at `config.seed`
@@ -150,9 +155,12 @@ class GeneratorTrainingConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_finite_numbers(
-            asdict(self), "GeneratorTrainingConfig"
-        )  # a NaN learning rate would train nothing, silently
+        # a NaN learning rate would train nothing, silently
+        check_finite_numbers(asdict(self), "GeneratorTrainingConfig")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0.")
+        if not self.vae_lr > 0:
+            raise ValueError(f"vae_lr={self.vae_lr!r} must be > 0.")
         for name in ("num_clips", "vae_batch_size", "batch_size", "eval_clips", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
@@ -175,14 +183,6 @@ class GeneratorTrainingConfig:
             raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1).")
         if self.flow_shift <= 0:
             raise ValueError(f"flow_shift={self.flow_shift} must be > 0.")
-
-
-def learning_rate(step: int, total: int, peak: float, floor: float, warmup: int) -> float:
-    """Linear warm-up to `peak`, then cosine decay to `floor` at `total`."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def sample_sigmas(generator: torch.Generator, n: int, config: GeneratorTrainingConfig) -> torch.Tensor:
@@ -268,13 +268,29 @@ def model_megabytes(module: torch.nn.Module) -> float:
     return sum(p.numel() * p.element_size() for p in module.parameters()) / 1e6
 
 
-class GeneratorTrainer:
-    """Builds the Wan components from `config` and trains them in two stages (see the module docstring)."""
+class GeneratorTrainer(ResumableTrainer):
+    """Builds the Wan components from `config` and trains them in two stages (see the module docstring).
 
-    def __init__(self, config: GeneratorTrainingConfig):
-        self.config = config
+    Args:
+        config: hyper-parameters.
+        device: where the models and each batch live ("cpu", "cuda", ...); the data and the random draws stay on
+            the CPU (same seed, same batches and noise).
+        mixed_precision: "bf16" runs the forward passes under bf16 autocast (CUDA only), "no" in float32.
+    """
+
+    resumable_changes = RESUMABLE_CHANGES
+
+    def __init__(
+        self,
+        config: GeneratorTrainingConfig,
+        device: str | torch.device = "cpu",
+        mixed_precision: str = "no",
+    ):
+        super().__init__(config, device)
+        check_mixed_precision(mixed_precision, self.device)
+        self.mixed_precision = mixed_precision
         z_dim = config.vae.get("z_dim", 16)
-        # 1. components, seeded; the text encoder is random and frozen (rebuilt identically from the seed)
+        # 1. components, seeded on the CPU then moved; the text encoder is random and frozen (rebuilt from the seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.vae = AutoencoderKLWan(
@@ -291,27 +307,34 @@ class GeneratorTrainer:
             # quant_conv outputs (mean, logvar): start from a near-deterministic posterior
             with torch.no_grad():
                 self.vae.quant_conv.bias[z_dim:] = config.initial_logvar
+        self.vae.to(self.device)
+        self.transformer.to(self.device)
         self.tokenizer = build_t5_tokenizer()
         self.text_encoder = tiny_t5_encoder(config.seed, variant="umt5", d_model=config.text_dim)
-        self.text_encoder.requires_grad_(False)
+        self.text_encoder.to(self.device).requires_grad_(False)
         self.scheduler = FlowMatchEulerDiscreteScheduler(shift=config.flow_shift)
-        self.ema = copy.deepcopy(self.transformer).eval().requires_grad_(False)
-        # 2. optimisers and state
-        self.vae_optimizer = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
-        self.optimizer = torch.optim.AdamW(
-            self.transformer.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        # 2. optimisers with their schedules (the VAE's: a short warm-up, a cosine to a tenth), the EMA
+        self.vae_optimizer = ScheduledAdamW(
+            self.vae.parameters(),
+            lr=config.vae_lr,
+            min_lr=config.vae_lr / 10,
+            warmup_steps=min(50, config.vae_steps // 10),
+            total_steps=config.vae_steps,
+            weight_decay=0.0,
+            grad_clip=config.grad_clip,
         )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.optimizer = ScheduledAdamW.from_config(self.transformer.parameters(), config)
+        self.ema = EMAModel(self.transformer.parameters(), decay=config.ema_decay)
+        # 3. progress and data
         self.vae_step = 0
         self.step = 0
-        self.history: list[dict] = []
         self.reconstruction: dict | None = None
         self._frames: np.ndarray | None = None  # (N, T, H, W, 3) uint8, rendered on first use
         self.captions: list[str] = []
-        self.latents: torch.Tensor | None = None  # (N, z, F', h, w), normalised per channel
+        self.latents: torch.Tensor | None = None  # (N, z, F', h, w) on the CPU, normalised per channel
         self.caption_ids: torch.Tensor | None = None  # (N,) index into self.prompts
         self.prompts: list[str] = []  # unique training captions, then "" (the unconditional prompt)
-        self.prompt_embeds: torch.Tensor | None = None  # (len(prompts), L, text_dim)
+        self.prompt_embeds: torch.Tensor | None = None  # (len(prompts), L, text_dim) on the CPU
 
     # ------------------------------------------------------------------ data
     @property
@@ -323,13 +346,20 @@ class GeneratorTrainer:
             )
         return self._frames
 
+    def ema_transformer(self) -> WanTransformer3DModel:
+        """The transformer to ship: a copy of the trained one holding the EMA weights."""
+        transformer = copy.deepcopy(self.transformer)
+        transformer.zero_grad(set_to_none=True)
+        self.ema.copy_to(transformer.parameters())
+        return transformer.eval().requires_grad_(False)
+
     def pipeline(self, transformer: WanTransformer3DModel | None = None) -> WanPipeline:
         """The pipeline around the current components (the EMA transformer unless one is given)."""
         pipe = WanPipeline(
             tokenizer=self.tokenizer,
             text_encoder=self.text_encoder,
             vae=self.vae,
-            transformer=self.ema if transformer is None else transformer,
+            transformer=self.ema_transformer() if transformer is None else transformer,
             scheduler=self.scheduler,
         )
         pipe.set_progress_bar_config(disable=True)
@@ -342,26 +372,21 @@ class GeneratorTrainer:
         index = torch.randint(len(self.frames), (c.vae_batch_size,), generator=self.generator).numpy()
         start = int(torch.randint(c.num_frames - c.vae_frames + 1, (1,), generator=self.generator))
         x = to_model_space(self.frames[index, start : start + c.vae_frames])  # (B, 3, F, H, W)
-        flip = torch.rand(len(x), generator=self.generator) < 0.5  # mirror half the batch left-right
-        x = torch.where(flip.view(-1, 1, 1, 1, 1), x.flip(-1), x)
+        x = random_mirror(x, self.generator).to(self.device)  # half the batch mirrored left-right
 
-        posterior = self.vae.encode(x).latent_dist
-        z = posterior.sample(generator=self.generator)  # (B, z, (F-1)/4+1, H/8, W/8)
-        reconstruction = decode_unclamped(self.vae, z)  # (B, 3, F, H, W)
-        weight = 1 + c.ball_weight * ball_mask(x).float()  # (B, 1, F, H, W)
-        error = reconstruction - x
-        l1 = (weight * error.abs()).mean() / weight.mean()
-        mse = (weight * error.pow(2)).mean() / weight.mean()
-        kl = kl_divergence(posterior)
-        loss = l1 + mse + c.kl_weight * kl
+        with autocast(self.mixed_precision, self.device):
+            posterior = self.vae.encode(x).latent_dist
+            z = posterior.sample(generator=self.generator)  # (B, z, (F-1)/4+1, H/8, W/8)
+            reconstruction = decode_unclamped(self.vae, z)  # (B, 3, F, H, W)
+            weight = 1 + c.ball_weight * ball_mask(x).float()  # (B, 1, F, H, W)
+            error = reconstruction - x
+            l1 = (weight * error.abs()).mean() / weight.mean()
+            mse = (weight * error.pow(2)).mean() / weight.mean()
+            kl = kl_divergence(posterior)
+            loss = l1 + mse + c.kl_weight * kl
 
-        lr = learning_rate(self.vae_step, c.vae_steps, c.vae_lr, c.vae_lr / 10, min(50, c.vae_steps // 10))
-        for group in self.vae_optimizer.param_groups:
-            group["lr"] = lr
-        self.vae_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), c.grad_clip)
-        self.vae_optimizer.step()
+        lr = self.vae_optimizer.lr
+        self.vae_optimizer.update(loss)
         self.vae_step += 1
         return {
             "stage": "vae",
@@ -378,7 +403,7 @@ class GeneratorTrainer:
         c = self.config
         frames, _ = render_clips(c.eval_clips, EVAL_SEED, size=c.size, num_frames=c.num_frames, fps=c.fps)
         self.vae.eval()
-        x = to_model_space(frames)  # (B, 3, T, H, W)
+        x = to_model_space(frames).to(self.device)  # (B, 3, T, H, W)
         reconstruction = self.vae.decode(self.vae.encode(x).latent_dist.mode()).sample  # (B, 3, T, H, W)
         metrics = reconstruction_metrics(x, reconstruction)
         return {name: round(value, 2 if name == "psnr" else 4) for name, value in metrics.items()}
@@ -388,7 +413,7 @@ class GeneratorTrainer:
         """Mode latents of every clip, normalised per channel; mean/std are written into the VAE config."""
         self.vae.eval()
         chunks = [self.frames[i : i + 32] for i in range(0, len(self.frames), 32)]
-        latents = torch.cat([self.vae.encode(to_model_space(chunk)).latent_dist.mode() for chunk in chunks])
+        latents = torch.cat([self._encode(to_model_space(chunk)) for chunk in chunks])
         mean = latents.mean(dim=(0, 2, 3, 4))  # (z,)
         std = latents.std(dim=(0, 2, 3, 4))  # (z,)
         self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
@@ -397,15 +422,19 @@ class GeneratorTrainer:
         lookup = {prompt: i for i, prompt in enumerate(self.prompts)}
         self.caption_ids = torch.tensor([lookup[caption] for caption in self.captions])
 
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Mode latents of CPU clips `x` (B, 3, T, H, W), encoded on the device and brought back to the CPU."""
+        return self.vae.encode(x.to(self.device)).latent_dist.mode().cpu()
+
     @torch.no_grad()
     def embed_prompts(self) -> None:
         """Caption embeddings exactly as the pipeline computes them at inference (zero-padded to L tokens)."""
-        embeds, _ = self.pipeline().encode_prompt(
+        embeds, _ = self.pipeline(self.transformer).encode_prompt(
             self.prompts,
             do_classifier_free_guidance=False,
             max_sequence_length=self.config.max_sequence_length,
         )
-        self.prompt_embeds = embeds  # (P, L, text_dim)
+        self.prompt_embeds = embeds.cpu()  # (P, L, text_dim)
 
     # ------------------------------------------------------------------ stage 2: transformer
     def train_step(self) -> dict:
@@ -416,114 +445,87 @@ class GeneratorTrainer:
         ids = self.caption_ids[index]
         drop = torch.rand(c.batch_size, generator=self.generator) < c.caption_dropout
         ids = torch.where(drop, torch.full_like(ids, len(self.prompts) - 1), ids)  # "" for CFG
-        text = self.prompt_embeds[ids]  # (B, L, text_dim)
         noise = torch.randn(x0.shape, generator=self.generator)
         sigma = sample_sigmas(self.generator, c.batch_size, c).view(-1, 1, 1, 1, 1)
+        batch = (x0, self.prompt_embeds[ids], noise, sigma)  # drawn on the CPU, trained on the device
+        x0, text, noise, sigma = (tensor.to(self.device) for tensor in batch)  # text: (B, L, text_dim)
         x_t = (1 - sigma) * x0 + sigma * noise  # (B, z, F', h, w)
 
-        prediction = self.transformer(
-            hidden_states=x_t,
-            timestep=sigma.flatten() * self.scheduler.config.num_train_timesteps,
-            encoder_hidden_states=text,
-            return_dict=False,
-        )[0]
-        loss = F.mse_loss(prediction, noise - x0)  # velocity target
+        with autocast(self.mixed_precision, self.device):
+            prediction = self.transformer(
+                hidden_states=x_t,
+                timestep=sigma.flatten() * self.scheduler.config.num_train_timesteps,
+                encoder_hidden_states=text,
+                return_dict=False,
+            )[0]
+            loss = F.mse_loss(prediction.float(), noise - x0)  # velocity target
 
-        lr = learning_rate(self.step, c.steps, c.lr, c.min_lr, c.warmup_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.transformer.parameters(), c.grad_clip)
-        self.optimizer.step()
-        decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for ema, online in zip(self.ema.parameters(), self.transformer.parameters()):
-                ema.lerp_(online, 1 - decay)
+        lr = self.optimizer.lr
+        grad_norm = self.optimizer.update(loss)
+        self.ema.step(self.transformer.parameters())
         self.step += 1
         return {
             "stage": "transformer",
             "step": self.step,
             "loss": float(loss.detach()),
-            "grad_norm": float(grad_norm),
+            "grad_norm": grad_norm,
             "lr": lr,
         }
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, directory: Path) -> None:
-        """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint): weights
-        and latents in safetensors, the trainer's state with `save_state` (JSON + safetensors, nothing pickled)."""
-        with replacing_directory(directory) as temporary:
-            save_file(self.vae.state_dict(), str(temporary / "vae.safetensors"))
-            save_file(self.transformer.state_dict(), str(temporary / "transformer.safetensors"))
-            save_file(self.ema.state_dict(), str(temporary / "ema.safetensors"))
-            if self.latents is not None:
-                tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
-                save_file(tensors, str(temporary / "latents.safetensors"))
-            state = {
-                "vae_step": self.vae_step,
-                "step": self.step,
-                "vae_optimizer": self.vae_optimizer.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "history": self.history,
-                "reconstruction": self.reconstruction,
-                "latents_mean": list(self.vae.config.latents_mean),
-                "latents_std": list(self.vae.config.latents_std),
-                "prompts": self.prompts,
-                "config": asdict(self.config),
-                "machine": training_machine(),
-            }
-            save_state(temporary, state)
+    def machine(self) -> dict:
+        return {**super().machine(), "mixed_precision": self.mixed_precision}
 
-    def load_checkpoint(self, directory: Path) -> None:
-        """Restore the run saved in `directory`. Raises `ValueError` if it was trained with other settings
-        (`RESUMABLE_CHANGES` aside) and `BrokenCheckpointError` (a `ValueError`) naming a file that is broken."""
-        state = load_state(directory)
-        with reading_checkpoint_file(directory / STATE_JSON):
-            saved_config = dict(state["config"])
-        check_same_settings(directory, saved_config, asdict(self.config), RESUMABLE_CHANGES)
-        for name in ("vae", "transformer", "ema"):
+    def write_weights(self, folder: Path) -> None:
+        save_file(self.vae.state_dict(), str(folder / "vae.safetensors"))
+        save_file(self.transformer.state_dict(), str(folder / "transformer.safetensors"))
+        if self.latents is not None:
+            tensors = {"latents": self.latents.contiguous(), "caption_ids": self.caption_ids}
+            save_file(tensors, str(folder / "latents.safetensors"))
+
+    def read_weights(self, directory: Path) -> None:
+        for name in ("vae", "transformer"):
             path = directory / f"{name}.safetensors"
             with reading_checkpoint_file(path):
                 getattr(self, name).load_state_dict(load_file(str(path)))
-        with reading_checkpoint_file(directory / STATE_JSON):
-            self.vae_optimizer.load_state_dict(state["vae_optimizer"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"])
-            self.vae_step, self.step = state["vae_step"], state["step"]
-            self.history, self.reconstruction = state["history"], state["reconstruction"]
-            self.vae.register_to_config(latents_mean=state["latents_mean"], latents_std=state["latents_std"])
-            prompts = state["prompts"]
         path = directory / "latents.safetensors"
         if path.is_file():  # stage 1 is over
             with reading_checkpoint_file(path):
                 tensors = load_file(str(path))
                 self.latents, self.caption_ids = tensors["latents"], tensors["caption_ids"]
-            self.prompts = prompts
+
+    def state_dict(self) -> dict:
+        return {
+            "vae_step": self.vae_step,
+            "step": self.step,
+            "vae_optimizer": self.vae_optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict(),  # diffusers' EMAModel: its settings, step count and weights
+            "reconstruction": self.reconstruction,
+            "latents_mean": list(self.vae.config.latents_mean),
+            "latents_std": list(self.vae.config.latents_std),
+            "prompts": self.prompts,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.vae_optimizer.load_state_dict(state["vae_optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_ema(state["ema"])
+        self.vae_step, self.step = state["vae_step"], state["step"]
+        self.reconstruction = state["reconstruction"]
+        self.vae.register_to_config(latents_mean=state["latents_mean"], latents_std=state["latents_std"])
+        if self.latents is not None:  # the prompts the latents' caption ids index
+            self.prompts = state["prompts"]
+
+    def _load_ema(self, ema: dict) -> None:
+        """Restore the EMA (`EMAModel.load_state_dict` checks types, not shapes: this checks those too)."""
+        shapes = [tuple(parameter.shape) for parameter in self.transformer.parameters()]
+        if [tuple(weight.shape) for weight in ema["shadow_params"]] != shapes:
+            raise ValueError("its EMA weights do not fit this transformer")
+        self.ema.load_state_dict(ema)
+        self.ema.to(self.device)
 
     # ------------------------------------------------------------------ the loop
-    def _log(self, log_path: Path, record: dict, started: float) -> None:
-        record["seconds"] = round(time.perf_counter() - started, 2)
-        self.history.append(record)
-        with log_path.open("a") as log:
-            log.write(json.dumps(record) + "\n")
-
-    def _train_stage(
-        self, train_step, done, total, desc, log_path, checkpoint, started, show_progress
-    ) -> None:
-        """Call `train_step` until `done()` reaches `total`, logging each step and checkpointing every
-        `checkpoint_every` steps."""
-        bar = tqdm(total=total, initial=done(), desc=desc, disable=not show_progress)
-        while done() < total:
-            record = train_step()
-            self._log(log_path, record, started)
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if done() % self.config.checkpoint_every == 0:
-                self.save_checkpoint(checkpoint)
-        bar.close()
-
     def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> WanPipeline:
         """Run both stages, checkpointing into `output_dir/checkpoint`; save and return the pipeline.
 
@@ -533,36 +535,27 @@ class GeneratorTrainer:
         checkpoint there is resumed (`load_checkpoint`); one in the old pickle format is refused, never read.
         """
         c = self.config
-        output_dir = check_output_dir(output_dir)
-        checkpoint = recover_directory(output_dir / "checkpoint")
-        if resume and state_exists(checkpoint):
-            self.load_checkpoint(checkpoint)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        log_path = output_dir / "training_log.jsonl"
-        restore_log(log_path, self.history)
-        started = time.perf_counter()
-
-        # 1. stage 1: the VAE
+        # 1. open the run: its checkpoint resumed, its log restored
+        run = self.open_run(output_dir, resume=resume, show_progress=show_progress)
         if self.latents is None:
-            stage = (self.vae_train_step, lambda: self.vae_step, c.vae_steps, "generator: vae")
-            self._train_stage(*stage, log_path, checkpoint, started, show_progress)
-            # 2. freeze the VAE: reconstruction metrics, then latents of the whole data set
+            # 2. stage 1: the VAE
+            run.train(self.vae_train_step, lambda: self.vae_step, c.vae_steps, "generator: vae")
+            # 3. freeze the VAE: reconstruction metrics, then latents of the whole data set
             self.reconstruction = self.evaluate_reconstruction()
             self.encode_dataset()
-            self._log(log_path, {"stage": "encode", "reconstruction": self.reconstruction}, started)
-            self.save_checkpoint(checkpoint)
+            run.log({"stage": "encode", "reconstruction": self.reconstruction})
+            run.save_checkpoint()
         self.vae.eval().requires_grad_(False)
 
-        # 3. stage 2: the transformer on frozen latents and caption embeddings
+        # 4. stage 2: the transformer on frozen latents and caption embeddings
         self.embed_prompts()
-        stage = (self.train_step, lambda: self.step, c.steps, "generator: transformer")
-        self._train_stage(*stage, log_path, checkpoint, started, show_progress)
-        self.save_checkpoint(checkpoint)
+        run.train(self.train_step, lambda: self.step, c.steps, "generator: transformer")
+        run.save_checkpoint()
 
-        # 4. ship the EMA transformer in a standard WanPipeline
+        # 5. ship the EMA transformer in a standard WanPipeline
         pipe = self.pipeline()
-        pipe.save_pretrained(output_dir)
-        write_call_defaults(output_dir, c)
+        pipe.save_pretrained(run.output_dir)
+        write_call_defaults(run.output_dir, c)
         return pipe
 
 
@@ -592,15 +585,17 @@ def train_generator(
     lr: float = 5e-4,
     checkpoint_every: int = 250,
     seed: int = 0,
+    device: str = "cpu",
+    mixed_precision: str = "no",
     resume: bool = True,
     show_progress: bool = True,
     **overrides,
 ) -> dict:
-    """Train the toy-world text-to-video `WanPipeline` and save it to `output_dir`.
+    """Train the toy-world text-to-video `WanPipeline` on `device` and save it to `output_dir`.
 
-    `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). An `output_dir` that
-    is a file is refused before the models are built. Returns a summary: steps, final losses, reconstruction
-    metrics, model sizes (MB) and wall time.
+    `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). `mixed_precision`
+    "bf16" autocasts the forward passes (CUDA only). An `output_dir` that is a file is refused before the models are
+    built. Returns a summary: steps, final losses, reconstruction metrics, model sizes (MB) and wall time.
     """
     check_output_dir(output_dir)
     config = GeneratorTrainingConfig(
@@ -613,7 +608,7 @@ def train_generator(
         seed=seed,
         **overrides,
     )
-    trainer = GeneratorTrainer(config)
+    trainer = GeneratorTrainer(config, device=device, mixed_precision=mixed_precision)
     started = time.perf_counter()
     trainer.fit(output_dir, resume=resume, show_progress=show_progress)
 
@@ -630,7 +625,7 @@ def train_generator(
         "reconstruction": trainer.reconstruction,
         "megabytes": {
             "vae": round(model_megabytes(trainer.vae), 2),
-            "transformer": round(model_megabytes(trainer.ema), 2),
+            "transformer": round(model_megabytes(trainer.transformer), 2),  # the EMA's size too
             "text_encoder": round(model_megabytes(trainer.text_encoder), 2),
         },
         "seconds_this_run": round(time.perf_counter() - started, 1),

@@ -1,6 +1,7 @@
 """`hybridgen train-generator`: train the toy-world text-to-video WanPipeline.
 
 hybridgen train-generator out/generator --vae-steps 2000 --steps 2400 --threads 1
+hybridgen train-generator out/generator --device cuda --mixed-precision bf16
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
+from hybridgen.arguments import count, default_device, natural, positive
 
-from hybridgen.arguments import count, natural, positive
+# hybridgen.training.core.MIXED_PRECISIONS, spelled out so that the CLI starts without importing transformers
+MIXED_PRECISIONS = ("no", "bf16")
 
 
 def add_train_generator_parser(commands) -> argparse.ArgumentParser:
@@ -34,6 +36,16 @@ def add_train_generator_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--lr", type=positive, default=5e-4, help="stage 2: peak learning rate (default 5e-4)")
     train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data and noise (default 0)")
+    train.add_argument(
+        "--device",
+        help="where the models train (default: cuda if available, else cpu)",
+    )
+    train.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISIONS,
+        default="no",
+        help="bf16: forward passes under bf16 autocast, CUDA only (default: no, float32)",
+    )
     train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,6 +53,8 @@ def add_train_generator_parser(commands) -> argparse.ArgumentParser:
 
 
 def run_train_generator(args: argparse.Namespace) -> int:
+    import torch
+
     from hybridgen.training.generator import train_generator
 
     if args.threads:
@@ -54,6 +68,8 @@ def run_train_generator(args: argparse.Namespace) -> int:
         lr=args.lr,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        device=args.device or default_device(),
+        mixed_precision=args.mixed_precision,
         resume=not args.no_resume,
         show_progress=not args.quiet,
     )

@@ -446,15 +446,15 @@ def check_output_path(path: str | os.PathLike[str], suffixes: Sequence[str] = ()
     return path
 
 
-def check_directory_path(path: str | os.PathLike[str], what: str = "files") -> pathlib.Path:
+def check_directory_path(path: str | os.PathLike[str], action: str = "write to") -> pathlib.Path:
     """``path`` as a Path if a folder can be there: an existing directory, or nothing yet below directories.
-    ``what`` names what goes in it, for the error (e.g. "candidates")."""
+    ``action`` says what was to be done there, for the error ("cannot write candidates to PATH: ...")."""
     path = pathlib.Path(path)
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():
                 where = "it is" if folder == path else f"{folder} is"
-                raise NotADirectoryError(f"cannot write {what} to {path}: {where} a file, not a directory.")
+                raise NotADirectoryError(f"cannot {action} {path}: {where} a file, not a directory.")
             break
     return path
 

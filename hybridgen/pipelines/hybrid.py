@@ -469,7 +469,7 @@ def check_candidate_directory(directory: str | Path, *, overwrite: bool = False)
     runs; return the candidate files of an earlier run it holds (only when `overwrite`, else they are an error).
     Other files in the folder are left alone.
     """
-    directory = check_directory_path(directory, "candidates")
+    directory = check_directory_path(directory, "write candidates to")
     stale = (
         sorted(path for path in directory.iterdir() if is_candidate_file(path)) if directory.is_dir() else []
     )

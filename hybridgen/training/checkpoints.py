@@ -74,14 +74,9 @@ def check_output_dir(output_dir: str | Path) -> Path:
 
     Trainers call it first, so that `train-critic notes.txt` fails at once, not after rendering its clips.
     """
-    output_dir = Path(output_dir)
-    for folder in (output_dir, *output_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "it is" if folder == output_dir else f"{folder} is"
-                raise NotADirectoryError(f"cannot train into {output_dir}: {where} a file, not a directory.")
-            break
-    return output_dir
+    from hybridgen.video import check_directory_path
+
+    return check_directory_path(output_dir, "train into")
 
 
 class BrokenCheckpointError(ValueError):

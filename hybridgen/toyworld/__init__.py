@@ -2,7 +2,14 @@
 violation pairs, and a pixels-only physics checker."""
 
 from .physics import CLEAN_THRESHOLD, TERMS, PhysicsReport, label, physics_error, physics_report
-from .violations import VIOLATION_KINDS, ViolationPair, make_violation_pair
+from .violations import (
+    DYNAMICS_KINDS,
+    KIND_CATEGORY,
+    LOOKS_KINDS,
+    VIOLATION_KINDS,
+    ViolationPair,
+    make_violation_pair,
+)
 from .world import (
     COLOURS,
     COUNT_WORDS,
@@ -25,6 +32,9 @@ __all__ = [
     "CLEAN_THRESHOLD",
     "COLOURS",
     "COUNT_WORDS",
+    "DYNAMICS_KINDS",
+    "KIND_CATEGORY",
+    "LOOKS_KINDS",
     "MOTIONS",
     "TERMS",
     "VIOLATION_KINDS",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybridgen.toyworld.violations import VIOLATION_KINDS, make_violation_pair
+from hybridgen.toyworld.violations import KIND_CATEGORY, VIOLATION_KINDS, make_violation_pair
 
 ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 
@@ -124,10 +124,17 @@ def compare_scorers(
 
 
 def summarize(results: dict[str, KindResult]) -> dict[str, dict[str, float]]:
-    """`{kind: {"accuracy": .., "auroc": ..}}` plus a "mean" row."""
+    """`{kind: {"accuracy": .., "auroc": ..}}` plus a "mean" row over all kinds and, when `results` holds kinds
+    of both families (`KIND_CATEGORY`), a "mean looks" and a "mean dynamics" row."""
     table = {kind: {"accuracy": r.accuracy, "auroc": r.auroc} for kind, r in results.items()}
-    table["mean"] = {
-        "accuracy": float(np.mean([row["accuracy"] for row in table.values()])),
-        "auroc": float(np.mean([row["auroc"] for row in table.values()])),
-    }
+    groups = {"mean": list(results)}
+    families = sorted({KIND_CATEGORY[kind] for kind in results})
+    if len(families) > 1:
+        groups.update(
+            {f"mean {family}": [k for k in results if KIND_CATEGORY[k] == family] for family in families}
+        )
+    for name, kinds in groups.items():
+        table[name] = {
+            metric: float(np.mean([table[k][metric] for k in kinds])) for metric in ("accuracy", "auroc")
+        }
     return table

@@ -4,6 +4,10 @@ Each kind branches the plausible simulation at frame t_v - 1 (or edits frame t_v
 under broken physics, so `impossible[:t_v] == plausible[:t_v]` exactly and `impossible[t_v]` differs
 visibly. t_v is drawn from the middle half of the clip ([T // 4, T - T // 4]); generation retries new scenes
 until the violation is visible (ball on screen and in free flight, a meaningful jump, ...).
+
+The kinds come in two families (`KIND_CATEGORY`): "looks" kinds break the picture or the kinematics at one
+frame; "dynamics" kinds (`DYNAMICS_KINDS`) leave every ball's looks alone and change only a force or the energy,
+so the motion stays continuous and only its evolution over the next frames (or one bounce) gives it away.
 """
 
 from __future__ import annotations
@@ -40,6 +44,29 @@ VIOLATION_KINDS: dict[str, str] = {
     "pass_through_floor": "a ball falls through the floor instead of bouncing",
     "size_change": "a ball suddenly shrinks or grows",
     "reverse": "a ball reverses direction in mid-air",
+    "gravity_change": "gravity suddenly gets much weaker or much stronger (still pointing down)",
+    "gravity_off": "gravity switches off: balls carry on in straight lines",
+    "wind": "a sideways force appears, as if a strong wind started to blow",
+    "drag": "the air suddenly turns thick: every ball is strongly slowed down",
+    "super_bounce": "a ball bounces off the floor faster than it hit it (energy from nowhere)",
+    "dead_bounce": "a ball hits the floor without bouncing and stays down",
+}
+# Two families. "looks": the original suite, where a single frame breaks the picture (a ball changes colour or
+# size, vanishes, appears, splits) or its kinematics (a jump, an abrupt stop, turn or change of speed or clock);
+# the outside check of 2026-12 found the bundled critic catches these. "dynamics": a ball looks the same and moves
+# on continuously from where it was; only the forces or the energy change (gravity's strength, a new sideways
+# force, drag, the restitution of one bounce), so the evidence is how the motion evolves over the next frames.
+DYNAMICS_KINDS: tuple[str, ...] = (
+    "gravity_change",
+    "gravity_off",
+    "wind",
+    "drag",
+    "super_bounce",
+    "dead_bounce",
+)
+LOOKS_KINDS: tuple[str, ...] = tuple(kind for kind in VIOLATION_KINDS if kind not in DYNAMICS_KINDS)
+KIND_CATEGORY: dict[str, str] = {
+    kind: "dynamics" if kind in DYNAMICS_KINDS else "looks" for kind in VIOLATION_KINDS
 }
 MIN_FRAMES = 10  # violation pairs need room before and after t_v
 
@@ -101,6 +128,26 @@ def _branch(scene: Scene, roll: Rollout, t_v: int, phys: Physics, edit: _Edit, d
     """Continue `phys` (state at frame t_v - 1) to the end of the clip, writing frames t_v.. into edit."""
     pos, _ = phys.rollout(scene.num_frames - t_v, scene.dt if dt is None else dt)
     edit.traj[t_v:] = pos
+
+
+def _branch_stepped(scene: Scene, roll: Rollout, t_v: int, phys: Physics, edit: _Edit, after_step) -> None:
+    """Like `_branch`, but one simulation step at a time (the scene's `substeps` per frame), calling
+    `after_step(phys, h)` after each step of h seconds. The hook adds what `Physics` cannot express: a force
+    other than vertical gravity, or a different restitution at one bounce. Without a hook this is the same
+    simulation (the same steps in the same order); with one, splitting each step into the world's motion and
+    the hook's change errs by O(h^2) per step (h = dt / 32 by default), far below a pixel over a clip."""
+    steps, h = phys.substeps, scene.dt / phys.substeps
+    phys.substeps = 1
+    for f in range(t_v, scene.num_frames):
+        for _ in range(steps):
+            phys.advance(h)
+            after_step(phys, h)
+        edit.traj[f] = phys.pos
+
+
+def _moving(phys: Physics) -> np.ndarray:
+    """(n,) bool: the balls that move under forces (present and not pinned)."""
+    return phys.active & ~phys.pinned
 
 
 def _gap(pos: np.ndarray, radii: np.ndarray, i: int) -> float:
@@ -310,14 +357,23 @@ def _time_warp(rng, scene, roll, t_v):
     return edit
 
 
-def _pass_through_floor(rng, scene, roll, t_v):
-    """Uses the first floor impact in frame interval (t_v - 1, t_v]: the ball does not bounce."""
+def _floor_impact(rng, scene, roll, t_v) -> int | None:
+    """A ball (drawn at random) whose floor impact falls in frame interval (t_v - 1, t_v] at >= 2 px/frame
+    (at 64 px), or None when there is none."""
     dt = scene.dt
     hits = [(t, i) for t, i, what in roll.events if what == "floor" and (t_v - 1) * dt <= t < t_v * dt]
     if not hits:
         return None
     _, i = hits[int(rng.integers(len(hits)))]
     if np.hypot(*roll.velocities[t_v - 1, i]) * dt < 2.0 * scene.scale:
+        return None
+    return i
+
+
+def _pass_through_floor(rng, scene, roll, t_v):
+    """Uses the first floor impact in frame interval (t_v - 1, t_v]: the ball does not bounce."""
+    i = _floor_impact(rng, scene, roll, t_v)
+    if i is None:
         return None
     edit = _base_edit(scene, roll)
     phys = _physics_at(scene, roll, t_v - 1)
@@ -360,6 +416,106 @@ def _reverse(rng, scene, roll, t_v):
     return edit
 
 
+def _changed_world(scene, roll, t_v, *, gravity: float | None = None, after_step=None) -> _Edit | None:
+    """The whole scene continued from frame t_v - 1 under `gravity` (px/s^2, default the scene's) and with a
+    per-step hook `after_step` (see `_branch_stepped`); None when no ball ends up at least 3 px (at 64 px)
+    from where it would have been, i.e. the change would not show within the clip."""
+    edit = _base_edit(scene, roll)
+    phys = _physics_at(scene, roll, t_v - 1)
+    if gravity is not None:
+        phys.gravity = gravity
+    if after_step is None:
+        _branch(scene, roll, t_v, phys, edit)
+    else:
+        _branch_stepped(scene, roll, t_v, phys, edit, after_step)
+    if np.abs(edit.traj - roll.positions).max() < 3.0 * scene.scale:
+        return None
+    return edit
+
+
+def _gravity_change(rng, scene, roll, t_v):
+    """Gravity keeps its direction but gets 2.5-4 times weaker or 2.2-3 times stronger from frame t_v on: every
+    parabola bends less (or more) than the ones before. Unlike `time_warp`, speeds do not jump at t_v; unlike
+    `gravity_reversal`, balls still fall. Needs a ball in free flight so that the change shows as curvature."""
+    if not _free_balls(scene, roll, t_v, min_speed=0.0):
+        return None
+    k = rng.uniform(0.25, 0.4) if rng.random() < 0.5 else rng.uniform(2.2, 3.0)
+    return _changed_world(scene, roll, t_v, gravity=k * scene.gravity)
+
+
+def _gravity_off(rng, scene, roll, t_v):
+    """Gravity vanishes from frame t_v on: balls in flight stop curving and carry on in straight lines at
+    constant speed (bouncing off walls and each other as before). Needs a ball in free flight."""
+    if not _free_balls(scene, roll, t_v, min_speed=0.0):
+        return None
+    return _changed_world(scene, roll, t_v, gravity=0.0)
+
+
+def _wind(rng, scene, roll, t_v):
+    """A uniform sideways acceleration of 0.6-1 g (left or right, the same for every ball) acts from frame
+    t_v on, on top of gravity: parabolas tilt and balls drift towards one wall. Nothing pushes sideways in
+    this world, so any horizontal acceleration in free flight is impossible. Needs a ball in free flight."""
+    if not _free_balls(scene, roll, t_v, min_speed=0.0):
+        return None
+    accel = np.array([rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0) * scene.gravity, 0.0])  # px/s^2
+
+    def push(phys, h):
+        moving = _moving(phys)
+        phys.pos[moving] += 0.5 * accel * h * h
+        phys.vel[moving] += accel * h
+
+    return _changed_world(scene, roll, t_v, after_step=push)
+
+
+def _drag(rng, scene, roll, t_v):
+    """Linear drag dv/dt = -c v with c = 2-3.5 /s acts on every ball from frame t_v on, as if the air turned
+    to syrup: speeds decay by a factor exp(-c dt) (0.65-0.78 at 8 fps) per frame and falling balls approach
+    the terminal speed g / c. The world has no friction, so any loss of speed in free flight is impossible.
+    Needs a ball in free flight at >= 3 px/frame, so that the loss shows at once."""
+    if not _free_balls(scene, roll, t_v, min_speed=3.0):
+        return None
+    c = rng.uniform(2.0, 3.5)  # 1/s
+
+    def slow_down(phys, h):
+        phys.vel[_moving(phys)] *= math.exp(-c * h)
+
+    return _changed_world(scene, roll, t_v, after_step=slow_down)
+
+
+def _floor_bounce(rng, scene, roll, t_v, restitution: tuple[float, float]):
+    """The first floor impact of a ball in frame interval (t_v - 1, t_v] (as `_pass_through_floor`) gets a
+    restitution drawn from `restitution` instead of the scene's: the ball leaves the floor at that fraction of
+    its impact speed. Every other bounce, and every other ball, keeps the scene's restitution."""
+    i = _floor_impact(rng, scene, roll, t_v)
+    if i is None:
+        return None
+    e = rng.uniform(*restitution)
+    bounced = False
+
+    def rebound(phys, h):
+        nonlocal bounced
+        if not bounced and any(ball == i and what == "floor" for _, ball, what in phys.events):
+            phys.vel[i, 1] *= e / phys.restitution  # the step reflected vy with the scene's restitution
+            bounced = True
+
+    edit = _base_edit(scene, roll)
+    _branch_stepped(scene, roll, t_v, _physics_at(scene, roll, t_v - 1), edit, rebound)
+    edit.ball = i
+    return edit
+
+
+def _super_bounce(rng, scene, roll, t_v):
+    """A floor bounce with restitution 1.3-1.6: the ball leaves the floor faster than it arrived and rises
+    higher than it fell (its energy grows by a factor e^2 = 1.7-2.6). Restitution above 1 creates energy."""
+    return _floor_bounce(rng, scene, roll, t_v, (1.3, 1.6))
+
+
+def _dead_bounce(rng, scene, roll, t_v):
+    """A floor bounce with restitution 0-0.1: the ball lands and stays down, sliding on at its horizontal
+    speed, although it bounced with the scene's restitution (>= 0.7) before and every other ball still does."""
+    return _floor_bounce(rng, scene, roll, t_v, (0.0, 0.1))
+
+
 _APPLY = {
     "teleport": _teleport,
     "vanish": _vanish,
@@ -373,6 +529,12 @@ _APPLY = {
     "pass_through_floor": _pass_through_floor,
     "size_change": _size_change,
     "reverse": _reverse,
+    "gravity_change": _gravity_change,
+    "gravity_off": _gravity_off,
+    "wind": _wind,
+    "drag": _drag,
+    "super_bounce": _super_bounce,
+    "dead_bounce": _dead_bounce,
 }
 assert set(_APPLY) == set(VIOLATION_KINDS)
 

@@ -14,20 +14,17 @@ Timings on a shared machine are noisy; compare ratios within one run, not absolu
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, machine, parse_args, write_results
 
 from hybridgen import VJEPA2Critic
 from hybridgen.testing import TINY_CALL_KWARGS, tiny_vjepa2_model, tiny_wan_pipeline
-from hybridgen.video import write_json_atomic
 
 LENGTHS = (16, 32, 64, 128, 256)
 QUICK_LENGTHS = (16, 32)
@@ -123,16 +120,6 @@ def generation_vs_scoring(critic: VJEPA2Critic, settings: dict[str, dict], repea
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def markdown(scaling: list[dict], fits: dict[str, dict], generation: list[dict], environment: dict) -> str:
     first, last = scaling[0], scaling[-1]
     lines = [
@@ -167,26 +154,24 @@ def markdown(scaling: list[dict], fits: dict[str, dict], generation: list[dict],
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser = benchmark_parser(__doc__, threads=1)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (default 5)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2 short clips, 1 repeat, tiny setting"
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args()
-    if args.threads < 1 or args.repeats < 1:
-        parser.error("--threads and --repeats must be >= 1")
+    args = parse_args(parser)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
     repeats = 1 if args.quick else args.repeats
     lengths = QUICK_LENGTHS if args.quick else LENGTHS
     settings = dict(list(GENERATION_SETTINGS.items())[:1]) if args.quick else GENERATION_SETTINGS
 
-    torch.set_num_threads(args.threads)
+    system = machine()
     environment = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
+        "torch": system["torch"],
+        "threads": system["threads"],
+        "cpu": system["cpu"],
+        "python": system["python"],
         "repeats": repeats,
         "command": " ".join(["python", *sys.argv]),
     }
@@ -203,7 +188,7 @@ def main() -> int:
     print(markdown(scaling, fits, generation, environment))
     if args.json:
         results = {"environment": environment, "scaling": scaling, "fits": fits, "generation": generation}
-        write_json_atomic(results, args.json)
+        write_results({**results, "machine": system}, args.json)
     return 0
 
 

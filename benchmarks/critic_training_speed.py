@@ -13,14 +13,12 @@ after its last step as a sanity check (all start from the same weights, data and
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, machine, parse_args, write_results
 from transformers import VJEPA2Model
 
 from hybridgen.training.critic import (
@@ -29,7 +27,6 @@ from hybridgen.training.critic import (
     ToyWorldClips,
     toyworld_critic_config,
 )
-from hybridgen.video import write_json_atomic
 
 VARIANTS = ("float32", "bfloat16", "compile")
 
@@ -55,19 +52,15 @@ def precision(variant: str, device: str) -> contextlib.AbstractContextManager:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__, threads=2, device="cpu")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (the median is reported)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first (compilation)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if min(args.rounds, args.steps) < 1 or args.warmup < 0:
         parser.error("--rounds and --steps must be >= 1 and --warmup >= 0.")
-    torch.set_num_threads(args.threads)
 
     clips = ToyWorldClips(pool_size=256, seed=args.seed)
     trainers = {variant: make_trainer(variant, clips, args.device, args.seed) for variant in args.variants}
@@ -100,15 +93,11 @@ def main() -> None:
         }
         ratio = f"{speedup:.2f}x" if speedup else "-"
         print(f"| {variant} | {median:.3f} | {ratio} | {losses[variant]:.4f} |")
-    environment = {
-        "device": args.device,
-        "threads": args.threads,
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-    }
     if args.json:
+        system = machine(args.device)
+        environment = {key: system[key] for key in ("device", "threads", "cpu", "torch")}
         report = {"steps": args.steps, "rounds": args.rounds, "warmup": args.warmup, "results": results}
-        write_json_atomic({**report, "environment": environment}, args.json)
+        write_results({**report, "environment": environment, "machine": system}, args.json)
 
 
 if __name__ == "__main__":

@@ -8,24 +8,22 @@ one failing check does not stop the others. Writes a JSON report; the exit statu
     python benchmarks/cuda_smoke.py --json out/cuda_smoke.json
 """
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, machine, parse_args, write_results
 
 from hybridgen import HybridPipeline, VJEPA2Critic
+from hybridgen.models import WEIGHTS_DIR
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.search import SearchOptions
 from hybridgen.testing import TINY_CALL_KWARGS, populate_hf_cache, tiny_pipeline, tiny_vjepa2_model
 from hybridgen.toyworld import make_clip, physics_error
-from hybridgen.toyworld.bundle import WEIGHTS_DIR
-from hybridgen.video import write_json_atomic
 
 PROMPT = "a red ball bouncing"
 FAMILIES = ("wan", "ltx", "cogvideox")
@@ -154,17 +152,12 @@ CHECKS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cuda", help="the accelerator to check")
+    parser = benchmark_parser(__doc__, device="cuda")
     parser.add_argument("--checks", nargs="*", default=list(CHECKS), choices=list(CHECKS))
-    parser.add_argument("--json", type=Path, help="write the report here")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
-    report = {
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
-        "checks": {},
-    }
+    system = machine(args.device)
+    report = {"torch": system["torch"], "device": system["accelerator"] or args.device, "checks": {}}
     failures = 0
     for name in args.checks:
         started = time.perf_counter()
@@ -177,7 +170,7 @@ def main() -> int:
         report["checks"][name]["seconds"] = round(time.perf_counter() - started, 1)
         print(f"{name}: {'ok' if report['checks'][name]['ok'] else 'FAILED'}", flush=True)
     if args.json:
-        write_json_atomic(report, args.json)
+        write_results({**report, "machine": system}, args.json)
     return failures
 
 

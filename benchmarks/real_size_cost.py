@@ -18,19 +18,17 @@ time covers resizing those frames and every critic window.
 
 from __future__ import annotations
 
-import argparse
-import platform
 import sys
 import time
 
 import numpy as np
 import torch
+from common import benchmark_parser, machine, parse_args, write_results
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen import VJEPA2Critic
 from hybridgen.testing import tiny_vjepa2_config, tiny_wan_pipeline
-from hybridgen.video import write_json_atomic
 
 FPS = 16  # Wan 2.1's frame rate
 # (name, num_frames, height, width): Wan 2.1 1.3B's 480p setting at two lengths
@@ -139,13 +137,11 @@ def measure(pipe, critics: dict, settings, steps: int, text_dim: int, device: st
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser = benchmark_parser(__doc__, device="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, Wan's default)")
     parser.add_argument("--tiny", action="store_true", help="tiny random models on small clips: a smoke run")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.steps < 1:
         parser.error("--steps must be >= 1")
     dtype = getattr(torch, args.dtype)
@@ -169,16 +165,17 @@ def main() -> int:
     }
     with torch.inference_mode():
         rows = measure(pipe, critics, settings, args.steps, text_dim, args.device, dtype)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    system = machine(args.device)
     results = {
         "environment": {
-            "device": device_name,
+            "device": system["accelerator"] or system["cpu"],
             "dtype": args.dtype,
             "torch": torch.__version__,
             "command": " ".join(["python", *sys.argv]),
         },
         "parameters": parameters,
         "rows": rows,
+        "machine": system,
     }
     for row in rows:
         for critic_name, cost in row["critics"].items():
@@ -187,7 +184,7 @@ def main() -> int:
                 f"{cost['windows']} windows, {cost['score_seconds']:.3f} s = {100 * cost['score_over_generate']:.2f}%"
             )
     if args.json:
-        write_json_atomic(results, args.json)
+        write_results(results, args.json)
     return 0
 
 

@@ -21,9 +21,7 @@ against generating.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +30,10 @@ import diffusers
 import numpy as np
 import torch
 import transformers
+from common import benchmark_parser, machine, parse_args, write_results
 
-from hybridgen import HybridPipeline
+from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.toyworld import TERMS, physics_report
-from hybridgen.toyworld.bundle import scoring_options
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
 from hybridgen.toyworld.selection import best_of_n_table, rank_correlation
@@ -137,6 +135,13 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def scoring_options(critic: VJEPA2Critic) -> dict:
+    """The critic's scoring options without its image statistics, as the model card shows them
+    (`scoring_options` of scripts/bundle_toyworld.py, which the scripts run here cannot import)."""
+    excluded = ("image_mean", "image_std")
+    return {key: value for key, value in critic.options.to_dict().items() if key not in excluded}
+
+
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -160,7 +165,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--generator", default="toyworld", help="generator id (default: the bundled one)")
     parser.add_argument("--critic", help="critic id (default: the generator's bundled critic)")
     parser.add_argument(
@@ -171,14 +176,10 @@ def main() -> None:
         "--first-seed", type=int, default=1000, help="group seeds count up from here (default 1000)"
     )
     parser.add_argument("--candidates", type=int, default=16, help="candidates per group (default 16)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the best-of-N plot here (PNG)")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if not 1 <= args.prompts <= len(PROMPTS):
         parser.error(f"--prompts must be 1..{len(PROMPTS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     sizes = [n for n in (1, 2, 4, 8, 16) if n <= args.candidates]
@@ -197,11 +198,12 @@ def main() -> None:
     colour_ok = [ok for group in groups for ok in group["colour_ok"] if ok is not None]
     scoring = sum(group["seconds_scoring"] for group in groups)
     generating = sum(group["seconds_total"] for group in groups) - scoring
+    system = machine()
     results = {
         "generator": args.generator,
         "critic": args.critic or args.generator,
         "critic_weights": weights_fingerprint(pipe.critic.model),  # which weights a name meant at the time
-        "scoring": scoring_options(pipe.critic.scoring_config()),
+        "scoring": scoring_options(pipe.critic),
         "groups": len(groups),
         "first_seed": args.first_seed,
         "max_candidates": args.candidates,
@@ -227,13 +229,9 @@ def main() -> None:
             "seconds_per_candidate_score": scoring / len(count_ok),
             "score_over_generate": scoring / generating,
         },
-        "environment": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "environment": {key: system[key] for key in ("machine", "processor", "threads", "torch")},
         "groups_detail": groups,
+        "machine": system,
     }
 
     print(f"{len(groups)} groups x {args.candidates} candidates ({args.generator})")
@@ -270,9 +268,7 @@ def main() -> None:
     )
     print(f"main job (load + best-of-4 + write): {main_job['seconds_total']:.1f} s")
     if args.json:
-        from hybridgen.video import write_json_atomic
-
-        write_json_atomic(results, args.json)
+        write_results(results, args.json)
     if args.plot:
         plot(rows, args.plot)
 

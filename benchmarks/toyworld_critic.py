@@ -21,12 +21,11 @@ clip outscores a random plausible one). Scorers:
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, parse_args, write_results
 from transformers import VJEPA2Model
 
 from hybridgen import VJEPA2Critic
@@ -74,7 +73,7 @@ def untrained_critic(trained: VJEPA2Critic, calibration_steps: int, device: str)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = VJEPA2Model(trained.model.config).to(device)
-    untrained = VJEPA2Critic(model, batch_size=32, **{**trained.scoring_config(), "relative": False})
+    untrained = VJEPA2Critic(model, batch_size=32, options=trained.options.replace(relative=False))
     clips = ToyWorldClips(size=untrained.crop_size, seed=CALIBRATION_SEED)
     head, _ = fit_expected_error_head(untrained, clips, steps=calibration_steps, show_progress=False)
     return untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
@@ -119,7 +118,7 @@ def table(name: str, results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__, threads=1, device="cpu")
     parser.add_argument("--critic", default="toyworld", help="trained critic: 'toyworld' or a directory")
     parser.add_argument("--pairs", type=int, default=200, help="pairs per violation kind")
     parser.add_argument("--seed", type=int, default=TEST_SEED, help="first pair seed")
@@ -147,11 +146,7 @@ def main() -> None:
         default=600,
         help="steps fitting the untrained critic's expected-error head (calibrate-critic's default)",
     )
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="where the critics run (cpu, cuda, ...)")
-    parser.add_argument("--json", type=Path, help="write all results here")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(parser)
 
     scorers: dict = {}
     report = {"critic": None, "scoring": None, "pairs": args.pairs, "seed": args.seed, "results": {}}
@@ -163,7 +158,7 @@ def main() -> None:
         if not args.skip_untrained:
             untrained = untrained_critic(trained, args.calibration_steps, args.device)
             scorers["untrained critic (same shape and scoring)"] = critic_scorer(untrained)
-        report["critic"], report["scoring"] = args.critic, trained.scoring_config()
+        report["critic"], report["scoring"] = args.critic, trained.options.to_dict()
     scorers["pixels: constant-velocity extrapolation error"] = pixel_scorer
     scorers["physics checker (hand-written rules)"] = checker_scorer
     options = {"kinds": args.kinds, "num_pairs": args.pairs, "seed": args.seed}
@@ -186,9 +181,7 @@ def main() -> None:
             f"(16 frames, 64x64, {args.device}, {args.threads} thread)"
         )
     if args.json:
-        from hybridgen.video import write_json_atomic
-
-        write_json_atomic(report, args.json)
+        write_results(report, args.json, device=args.device)
 
 
 if __name__ == "__main__":

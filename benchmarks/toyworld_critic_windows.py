@@ -22,12 +22,11 @@ mean).
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, parse_args, write_results
 
 from hybridgen import VJEPA2Critic
 from hybridgen.critics.report import CriticReport
@@ -35,7 +34,7 @@ from hybridgen.critics.vjepa2 import top_token_mean
 from hybridgen.toyworld import VIOLATION_KINDS, ViolationPair
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING, KindResult, violation_pairs
 
-# the pairs the violation scoring was chosen on (BENCHMARKS.md); the benchmark's test pairs start at 1_000_000
+# the pairs the violation scoring was chosen on (docs/lab-notes/); the benchmark's test pairs start at 1_000_000
 VALIDATION_SEED = 2_000_000
 SCORES = (
     "forward",
@@ -89,17 +88,14 @@ def pair_accuracies(scores: dict[str, np.ndarray], kind: str) -> dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__, threads=1)
     parser.add_argument(
         "--critic", default="toyworld", help="'toyworld' or a directory with an expected-error head"
     )
     parser.add_argument("--pairs", type=int, default=40, help="pairs per violation kind")
     parser.add_argument("--seed", type=int, default=VALIDATION_SEED, help="first pair seed")
     parser.add_argument("--kinds", nargs="*", default=list(VIOLATION_KINDS), help="violation kinds")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(parser)
 
     critic = VJEPA2Critic.from_pretrained(args.critic, batch_size=32).with_options(
         **VIOLATION_SCORING, direction="both"
@@ -111,7 +107,7 @@ def main() -> None:
         pairs = violation_pairs(kind, args.pairs, args.seed)
         reports = critic.score_batch([clip for pair in pairs for clip in (pair.plausible, pair.impossible)])
         rows = [  # plausible, impossible, plausible, ...
-            direction_scores(report, pairs[i // 2].t_violation, critic.top_fraction)
+            direction_scores(report, pairs[i // 2].t_violation, critic.options.top_fraction)
             for i, report in enumerate(reports)
         ]
         scores = {name: np.array([row[name] for row in rows]) for name in SCORES}
@@ -131,10 +127,8 @@ def main() -> None:
         print(f"| {kind} | " + " | ".join(f"{row[name]:.3f}" for name in names) + " |")
     print(f"({time.perf_counter() - started:.0f} s, {args.pairs} pairs per kind, seeds {args.seed}+)")
     if args.json:
-        from hybridgen.video import write_json_atomic
-
-        report = {"critic": args.critic, "scoring": critic.scoring_config(), "pairs": args.pairs}
-        write_json_atomic({**report, "seed": args.seed, "accuracy": results}, args.json)
+        report = {"critic": args.critic, "scoring": critic.options.to_dict(), "pairs": args.pairs}
+        write_results({**report, "seed": args.seed, "accuracy": results}, args.json)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ ground-truth physics error, the critic's surprise, the denoising steps spent and
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import diffusers
 import numpy as np
 import torch
 import transformers
+from common import benchmark_parser, machine, parse_args, write_results
 
 from hybridgen import HybridPipeline
 from hybridgen.pipelines.guidance import GuidanceOptions
@@ -111,7 +110,7 @@ def plot(methods: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--generator", default="toyworld", help="generator id (default: the bundled one)")
     parser.add_argument("--critic", help="critic id (default: the generator's bundled critic)")
     parser.add_argument(
@@ -123,12 +122,8 @@ def main() -> None:
     )
     parser.add_argument("--max-candidates", type=int, default=16, help="largest best-of-N (default 16)")
     parser.add_argument("--scales", type=float, nargs="*", default=GUIDANCE_SCALES, help="guidance scales")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the quality-against-budget plot here (PNG)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(parser)
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     pipe = HybridPipeline.from_pretrained(args.generator, critic=args.critic)
@@ -210,6 +205,7 @@ def main() -> None:
                 f"{name}: {m['steps'] / best8['steps']:.0%} of best-of-8's steps, physics error "
                 f"{m['physics_error']:.4f} vs {best8['physics_error']:.4f}"
             )
+    system = machine()
     results = {
         "generator": args.generator,
         "critic": args.critic or args.generator,
@@ -217,16 +213,11 @@ def main() -> None:
         "num_inference_steps": num_steps,
         "methods": methods,
         "per_group": {"rerank": rerank, **per_method},
-        "environment": {
-            "machine": platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "environment": {key: system[key] for key in ("machine", "threads", "torch")},
+        "machine": system,
     }
     if args.json:
-        from hybridgen.video import write_json_atomic
-
-        write_json_atomic(results, args.json)
+        write_results(results, args.json)
     if args.plot:
         plot(methods, args.plot)
 

@@ -15,13 +15,11 @@ PSNR and the error on ball pixels. It measures
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser, machine, parse_args, write_results
 
 from hybridgen.models import load_video_pipeline
 from hybridgen.toyworld import TERMS, physics_report
@@ -29,12 +27,11 @@ from hybridgen.training.generator import (
     GeneratorTrainer,
     GeneratorTrainingConfig,
     default_vae_config,
+    reconstruct,
     reconstruction_metrics,
     render_clips,
     to_model_space,
 )
-from hybridgen.training.reconstructions import reconstruct
-from hybridgen.video import write_json_atomic
 
 CLIP_SEED = 2000  # held out: the generator trains on seeds 0.., its reconstruction metrics use 900,000..
 # one flag per downsampling level of the default three-level VAE, for each temporal compression
@@ -76,7 +73,7 @@ def train_vae(temporal: int, steps: int, seed: int, num_clips: int) -> tuple[tor
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--generator", nargs="*", default=[], help="pipeline ids whose VAE to measure")
     parser.add_argument(
         "--train-temporal",
@@ -90,15 +87,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--train-clips", type=int, default=3000, help="training clips (default 3000)")
     parser.add_argument("--clips", type=int, default=48, help="held-out clips (default 48)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = parse_args(parser)
     if not args.generator and not args.train_temporal:
         parser.error("nothing to measure: give --generator and/or --train-temporal")
     if min(args.steps, args.clips, args.train_clips) < 1:
         parser.error("--steps, --clips and --train-clips must be >= 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     clip = GeneratorTrainingConfig()  # the clip size, length and frame rate the generator trains on
     frames, _ = render_clips(args.clips, CLIP_SEED, size=clip.size, num_frames=clip.num_frames, fps=clip.fps)
@@ -125,14 +118,10 @@ def main() -> None:
             f"{row['psnr']:.2f} | {row['ball_mae']:.3f} |"
         )
     if args.json:
-        environment = {
-            "machine": platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        }
-        write_json_atomic(
-            {"clips": args.clips, "steps": args.steps, "rows": rows, "environment": environment}, args.json
-        )
+        system = machine()
+        environment = {key: system[key] for key in ("machine", "threads", "torch")}
+        report = {"clips": args.clips, "steps": args.steps, "rows": rows, "environment": environment}
+        write_results({**report, "machine": system}, args.json)
 
 
 if __name__ == "__main__":

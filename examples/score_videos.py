@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def critic_view(frames: np.ndarray, critic: VJEPA2Critic) -> np.ndarray:
     """The centre square of `(T, H, W, 3)` frames that the critic's resize + centre crop keeps."""
     height, width = frames.shape[1:3]
-    side = min(height, width, round(critic.crop_size * min(height, width) / critic.resize_to))
+    side = min(height, width, round(critic.crop_size * min(height, width) / critic.options.resize_to))
     top, left = (height - side) // 2, (width - side) // 2
     return frames[:, top : top + side, left : left + side]
 

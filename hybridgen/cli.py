@@ -4,6 +4,9 @@ hybridgen generate "a red ball bouncing" -o best.mp4 --candidates 4      # the b
 hybridgen generate "a ball rolls off a table" -o best.mp4 --generator ID --critic ID
 hybridgen score clip1.mp4 clip2.mp4 --json --plot curves.png           # the bundled critic
 hybridgen score clip1.mp4 clip2.mp4 --critic ID
+hybridgen train-critic out/critic --steps 12000                         # and calibrate-critic, train-generator
+
+Each sub-command is an `add_<command>_parser` and a `run_<command>` below, listed in `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,59 @@ import sys
 from pathlib import Path
 
 from hybridgen.arguments import Parser, count, default_device, finite, natural, positive
+from hybridgen.critics.options import AGGREGATES, ScoringOptions
 from hybridgen.signals import Terminated, terminate_as_interrupt
-from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 
 DTYPES = ("bfloat16", "float16", "float32")  # names of torch dtypes: torch is imported once a command runs
+# hybridgen.training.core.MIXED_PRECISIONS, spelled out so that the CLI starts without importing transformers
+MIXED_PRECISIONS = ("no", "bf16")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hybridgen", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    for add_parser, _ in COMMANDS.values():
+        add_parser(commands)
+    return parser
 
+
+def _pixel_offset(text: str) -> tuple[int, int]:
+    """'DY,DX' -> (dy, dx) whole pixels, for --shift."""
+    try:
+        dy, dx = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not DY,DX in whole pixels, e.g. 0,4") from None
+    return dy, dx
+
+
+# the scoring options `score` can change, with their argparse settings; the help comes from ScoringOptions
+SCORING_FLAGS = {
+    "aggregate": {"choices": AGGREGATES},
+    "top_fraction": {"type": finite, "metavar": "F"},
+    "mirror": {"action": argparse.BooleanOptionalAction},
+    "shifts": {"flag": "--shift", "action": "append", "type": _pixel_offset, "metavar": "DY,DX"},
+    "relative": {"action": argparse.BooleanOptionalAction},
+}
+SHIFT_EXAMPLE = " (repeatable; a negative DY as --shift=-4,0)"
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    for name, settings in SCORING_FLAGS.items():
+        settings = dict(settings)
+        flag = settings.pop("flag", "--" + name.replace("_", "-"))
+        example = SHIFT_EXAMPLE if name == "shifts" else ""
+        help = f"{ScoringOptions.help(name)}{example} (default: the critic's own)"
+        parser.add_argument(flag, dest=name, help=help, **settings)
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="where the models run (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model weights dtype")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_generate_parser(commands) -> None:
+    """`hybridgen generate PROMPT -o OUT.mp4`: N candidates, the least surprising kept."""
     generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
     generate.add_argument("prompt", help="what the video should show")
     generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
@@ -72,117 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", type=Path, metavar="PNG", help="plot the finished candidates' surprise curves"
     )
     _add_device_options(generate)
-
-    score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
-    score.add_argument("videos", nargs="+", type=Path, help="video files")
-    score.add_argument(
-        "--critic",
-        default="toyworld",
-        help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the bundled toy-world critic)",
-    )
-    score.add_argument("--json", action="store_true", help="print the reports as JSON")
-    score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
-    score.add_argument(
-        "--aggregate",
-        choices=("mean", "max"),
-        help="reduce windows by mean or max (default: the critic's own)",
-    )
-    score.add_argument(
-        "--top-fraction",
-        type=finite,
-        metavar="F",
-        help="score each window by its F most surprising tokens, e.g. 0.02 (default: the critic's own)",
-    )
-    score.add_argument(
-        "--mirror",
-        action=argparse.BooleanOptionalAction,
-        help="also score each clip mirrored left-right and average (twice the cost; default: the critic's own)",
-    )
-    score.add_argument(
-        "--shift",
-        dest="shifts",
-        action="append",
-        type=_pixel_offset,
-        metavar="DY,DX",
-        help="also score each clip translated by DY pixels down and DX right and average the views (repeatable; "
-        "e.g. --shift 0,4 --shift 4,0 --shift 4,4 for half-patch views at patch size 8; a negative DY as "
-        "--shift=-4,0; default: the critic's own)",
-    )
-    score.add_argument(
-        "--relative",
-        action=argparse.BooleanOptionalAction,
-        help="divide each token's error by the error the critic's expected-error head predicts there "
-        "(needs a calibrated critic: `hybridgen calibrate-critic`; default: the critic's own)",
-    )
-    _add_device_options(score)
-
-    train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
-    train.add_argument("output", type=Path, help="directory for the trained critic and its checkpoints")
-    train.add_argument(
-        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of videos"
-    )
-    train.add_argument(
-        "--init",
-        help="start from this V-JEPA 2 checkpoint (Hub id, directory or 'toyworld'); default: random",
-    )
-    train.add_argument("--steps", type=count, default=2000, help="training steps (default 2000)")
-    train.add_argument("--batch-size", type=count, default=16, help="clips per step (default 16)")
-    train.add_argument("--window", type=count, default=8, help="frames per training clip (default 8)")
-    train.add_argument("--lr", type=positive, default=1e-3, help="peak learning rate (default 1e-3)")
-    train.add_argument(
-        "--eval-every", type=count, default=250, help="steps between violation-pair evaluations"
-    )
-    train.add_argument(
-        "--eval-pairs", type=count, default=8, help="pairs per violation kind at each evaluation"
-    )
-    train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
-    train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
-    train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
-    train.add_argument("--device", help="where the model trains (default: cuda if available, else cpu)")
-    train.add_argument(
-        "--workers",
-        type=natural,
-        default=0,
-        help="processes rendering toy-world clips (default 0: in-process)",
-    )
-    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    calibrate = commands.add_parser(
-        "calibrate-critic",
-        help="fit a critic's expected-error head on plausible clips (for relative surprise)",
-    )
-    calibrate.add_argument("critic", help="the critic: a bundled name, a local directory or a Hub id")
-    calibrate.add_argument(
-        "-o", "--output", type=Path, required=True, help="directory to save the critic with its head to"
-    )
-    calibrate.add_argument(
-        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of plausible videos"
-    )
-    calibrate.add_argument("--steps", type=count, default=600, help="optimiser steps (default 600)")
-    calibrate.add_argument("--batch-size", type=count, default=32, help="windows per step (default 32)")
-    calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
-    calibrate.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
-    calibrate.add_argument("--device", help="where the head trains (default: cuda if available, else cpu)")
-    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    add_train_generator_parser(commands)
-    return parser
-
-
-def _pixel_offset(text: str) -> tuple[int, int]:
-    """'DY,DX' -> (dy, dx) whole pixels, for --shift."""
-    try:
-        dy, dx = (int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not DY,DX in whole pixels, e.g. 0,4") from None
-    return dy, dx
-
-
-def _add_device_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", help="where the models run (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model weights dtype")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -275,6 +210,21 @@ def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
                 )
 
 
+def add_score_parser(commands) -> None:
+    """`hybridgen score VIDEO...`: rank existing videos by surprise."""
+    score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
+    score.add_argument("videos", nargs="+", type=Path, help="video files")
+    score.add_argument(
+        "--critic",
+        default="toyworld",
+        help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the bundled toy-world critic)",
+    )
+    score.add_argument("--json", action="store_true", help="print the reports as JSON")
+    score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
+    _add_scoring_options(score)
+    _add_device_options(score)
+
+
 def run_score(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -290,11 +240,7 @@ def run_score(args: argparse.Namespace) -> int:
         args.critic,
         torch_dtype=getattr(torch, args.dtype),
         device=args.device or default_device(),
-        aggregate=args.aggregate,
-        top_fraction=args.top_fraction,
-        mirror=args.mirror,
-        shifts=args.shifts,
-        relative=args.relative,
+        **{name: getattr(args, name) for name in SCORING_FLAGS if getattr(args, name) is not None},
     )
     reports = []
     for path in tqdm(args.videos, desc="scoring", disable=args.quiet or len(args.videos) == 1):
@@ -325,6 +271,41 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_critic_parser(commands) -> None:
+    """`hybridgen train-critic OUT`: V-JEPA-style training on plausible clips."""
+    train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
+    train.add_argument("output", type=Path, help="directory for the trained critic and its checkpoints")
+    train.add_argument(
+        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of videos"
+    )
+    train.add_argument(
+        "--init",
+        help="start from this V-JEPA 2 checkpoint (Hub id, directory or 'toyworld'); default: random",
+    )
+    train.add_argument("--steps", type=count, default=2000, help="training steps (default 2000)")
+    train.add_argument("--batch-size", type=count, default=16, help="clips per step (default 16)")
+    train.add_argument("--window", type=count, default=8, help="frames per training clip (default 8)")
+    train.add_argument("--lr", type=positive, default=1e-3, help="peak learning rate (default 1e-3)")
+    train.add_argument(
+        "--eval-every", type=count, default=250, help="steps between violation-pair evaluations"
+    )
+    train.add_argument(
+        "--eval-pairs", type=count, default=8, help="pairs per violation kind at each evaluation"
+    )
+    train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, data and masks (default 0)")
+    train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--device", help="where the model trains (default: cuda if available, else cpu)")
+    train.add_argument(
+        "--workers",
+        type=natural,
+        default=0,
+        help="processes rendering toy-world clips (default 0: in-process)",
+    )
+    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def run_train_critic(args: argparse.Namespace) -> int:
     import torch
 
@@ -353,6 +334,27 @@ def run_train_critic(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_calibrate_critic_parser(commands) -> None:
+    """`hybridgen calibrate-critic CRITIC -o OUT`: fit the expected-error head."""
+    calibrate = commands.add_parser(
+        "calibrate-critic",
+        help="fit a critic's expected-error head on plausible clips (for relative surprise)",
+    )
+    calibrate.add_argument("critic", help="the critic: a bundled name, a local directory or a Hub id")
+    calibrate.add_argument(
+        "-o", "--output", type=Path, required=True, help="directory to save the critic with its head to"
+    )
+    calibrate.add_argument(
+        "--data", default="toyworld", help="'toyworld' (rendered on the fly) or a folder of plausible videos"
+    )
+    calibrate.add_argument("--steps", type=count, default=600, help="optimiser steps (default 600)")
+    calibrate.add_argument("--batch-size", type=count, default=32, help="windows per step (default 32)")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
+    calibrate.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
+    calibrate.add_argument("--device", help="where the head trains (default: cuda if available, else cpu)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def run_calibrate_critic(args: argparse.Namespace) -> int:
     import torch
 
@@ -374,12 +376,73 @@ def run_calibrate_critic(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_generator_parser(commands) -> None:
+    """`hybridgen train-generator OUT`: train the toy-world text-to-video WanPipeline (VAE, then transformer)."""
+    train = commands.add_parser(
+        "train-generator",
+        help="train a tiny text-to-video WanPipeline on the toy world (VAE, then transformer)",
+    )
+    train.add_argument(
+        "output", type=Path, help="directory for the pipeline, its checkpoint and training log"
+    )
+    train.add_argument(
+        "--num-clips", type=count, default=3000, help="toy-world training clips (default 3000)"
+    )
+    train.add_argument("--vae-steps", type=natural, default=2000, help="stage 1: VAE steps (default 2000)")
+    train.add_argument(
+        "--steps", type=natural, default=2400, help="stage 2: transformer steps (default 2400)"
+    )
+    train.add_argument("--batch-size", type=count, default=16, help="stage 2: clips per step (default 16)")
+    train.add_argument("--lr", type=positive, default=5e-4, help="stage 2: peak learning rate (default 5e-4)")
+    train.add_argument("--checkpoint-every", type=count, default=250, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, data and noise (default 0)")
+    train.add_argument(
+        "--device",
+        help="where the models train (default: cuda if available, else cpu)",
+    )
+    train.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISIONS,
+        default="no",
+        help="bf16: forward passes under bf16 autocast, CUDA only (default: no, float32)",
+    )
+    train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_train_generator(args: argparse.Namespace) -> int:
+    import torch
+
+    from hybridgen.training.generator import train_generator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = train_generator(
+        args.output,
+        num_clips=args.num_clips,
+        vae_steps=args.vae_steps,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        device=args.device or default_device(),
+        mixed_precision=args.mixed_precision,
+        resume=not args.no_resume,
+        show_progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+# each sub-command: how its parser is added, and what runs it
 COMMANDS = {
-    "generate": run_generate,
-    "score": run_score,
-    "train-critic": run_train_critic,
-    "calibrate-critic": run_calibrate_critic,
-    "train-generator": run_train_generator,
+    "generate": (add_generate_parser, run_generate),
+    "score": (add_score_parser, run_score),
+    "train-critic": (add_train_critic_parser, run_train_critic),
+    "calibrate-critic": (add_calibrate_critic_parser, run_calibrate_critic),
+    "train-generator": (add_train_generator_parser, run_train_generator),
 }
 
 
@@ -389,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.quiet:
                 _hide_library_progress_bars()
-            return COMMANDS[args.command](args)
+            _, run = COMMANDS[args.command]
+            return run(args)
         except (ValueError, OSError) as error:  # OSError: missing files and models, directories, permissions
             print(f"hybridgen {args.command}: error: {error}", file=sys.stderr)
             return 2

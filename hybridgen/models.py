@@ -160,10 +160,10 @@ def load_vjepa2(
     cache_dir: str | None = None,
     local_files_only: bool | None = None,
 ):
-    """Load a `VJEPA2Model` and its preprocessing settings.
+    """Load a `VJEPA2Model` and what is stored with it for scoring.
 
     Returns:
-        `(model, settings)`: settings are `VJEPA2Critic` keyword defaults stored with the checkpoint.
+        `(model, options, head)`: the checkpoint's `ScoringOptions` and its `ExpectedErrorHead` (or None).
     """
     from transformers import VJEPA2Model
 
@@ -178,7 +178,7 @@ def load_vjepa2(
         model = VJEPA2Model.from_pretrained(source, **dtype, **options, use_safetensors=True)
     except (*LOAD_ERRORS, HFValidationError) as error:
         raise _not_found(str(model_id), "V-JEPA 2 critic", error, local=local.exists()) from error
-    return model.eval(), _critic_settings(source, model.config.crop_size, options)
+    return model.eval(), *_critic_settings(source, model.config.crop_size, options)
 
 
 def _checkpoint_file(source: str, filename: str, options: dict, *, missed: list | None = None) -> Path | None:
@@ -215,14 +215,15 @@ def _read_checkpoint_json(
     return content
 
 
-def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
-    """`VJEPA2Critic` keyword defaults stored with the checkpoint.
+def _critic_settings(source: str, crop_size: int, options: dict):
+    """`(ScoringOptions, ExpectedErrorHead | None)` stored with the checkpoint.
 
     The video processor config (resize, mean/std) sets the preprocessing; a `critic_config.json` written by
     `VJEPA2Critic.save_pretrained` sets the scoring options (window, context, direction, ...); an
-    `expected_error_head.safetensors` becomes the `expected_error_head`.
+    `expected_error_head.safetensors` becomes the head.
     """
     from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
+    from hybridgen.critics.options import ScoringOptions
 
     settings, missed = {}, []
     processor = None
@@ -248,16 +249,20 @@ def _critic_settings(source: str, crop_size: int, options: dict) -> dict:
             stacklevel=3,
         )
     settings.update(critic_config)
-    head = _checkpoint_file(source, ERROR_HEAD_FILE, options)
-    if head is not None:
+    try:
+        scoring = ScoringOptions.from_dict(settings, f"{source}/{CRITIC_CONFIG_FILE}")
+    except TypeError as error:  # a setting of the wrong type
+        raise ValueError(f"{source}/{CRITIC_CONFIG_FILE}: {error}") from None
+    head_file, head = _checkpoint_file(source, ERROR_HEAD_FILE, options), None
+    if head_file is not None:
         try:
-            settings["expected_error_head"] = ExpectedErrorHead.load(head)
+            head = ExpectedErrorHead.load(head_file)
         except (*LOAD_ERRORS, KeyError) as error:
             reason = " ".join(str(error).split())
             raise ValueError(
-                f"{head} is broken ({type(error).__name__}: {reason}): refit it or remove it."
+                f"{head_file} is broken ({type(error).__name__}: {reason}): refit it or remove it."
             ) from None
-    return settings
+    return scoring, head
 
 
 def load_video_pipeline(

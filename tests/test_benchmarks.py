@@ -30,7 +30,33 @@ def test_critic_scaling_quick_prints_tables_and_writes_json(tmp_path):
     results = json.loads(output.read_text())
     assert [row["windows"] for row in results["scaling"]] == [1, 3]
     assert results["environment"]["threads"] == 1
+    assert results["machine"]["threads"] == 1  # the common block, next to the script's own environment
+    assert results["machine"]["torch"] == results["environment"]["torch"]
     assert all(row["score_over_generate"] > 0 for row in results["generation"])
+
+
+def test_shared_options_refuse_bad_outputs_before_the_work_and_results_say_where_they_ran(tmp_path, capsys):
+    import common
+
+    parser = common.benchmark_parser("A benchmark.\n\nMore.", threads=2, device="cpu")
+    parser.add_argument("--plot", type=Path)
+    for argv in (["--threads", "0"], ["--json", "notes.txt"], ["--json", str(tmp_path)], ["--plot", "a.jpg"]):
+        with pytest.raises(SystemExit) as exit_info:
+            common.parse_args(parser, argv)
+        assert exit_info.value.code == 2
+    args = common.parse_args(parser, ["--json", str(tmp_path / "out" / "results.json")])
+    assert (args.threads, args.device, args.plot) == (2, "cpu", None)
+    capsys.readouterr()
+    common.write_results({"rows": [1, 2]}, args.json, device=args.device)
+    assert f"wrote {args.json}" in capsys.readouterr().out
+    written = json.loads(args.json.read_text())
+    assert list(written) == ["rows", "machine"] and written["machine"]["device"] == "cpu"
+    assert written["machine"]["accelerator"] is None and written["machine"]["cpu_cores"] >= 1
+    common.write_results({"machine": {"given": True}}, args.json)  # a block of the script's own is kept
+    assert json.loads(args.json.read_text()) == {"machine": {"given": True}}
+    # a script refuses a bad --json at once, before loading anything
+    result = run_script("toyworld_critic.py", ["--skip-critics", "--json", str(tmp_path / "notes.txt")])
+    assert result.returncode == 2 and "--json: cannot write" in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +110,7 @@ def test_best_of_n_smoke_run_on_tiny_components(tiny_models, tmp_path):
     assert "| checker term |" in result.stdout
     assert 0 < results["timing"]["score_over_generate"] and plot.stat().st_size > 0
     assert len(results["critic_weights"]) == 16  # which weights the critic's name meant
-    from hybridgen.toyworld.bundle import results_lines
+    from bundle_toyworld import results_lines
 
     assert f"(weights sha256 {results['critic_weights']}...)" in "\n".join(results_lines(results))
 
@@ -122,6 +148,7 @@ def test_cuda_smoke_runs_its_checks_on_the_cpu_and_reports_each(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
     assert report["device"] == "cpu" and list(report["checks"]) == ["hub_ids_offline", "critic_parity"]
+    assert report["machine"]["device"] == "cpu" and report["machine"]["accelerator"] is None
     assert all(check["ok"] for check in report["checks"].values())
     parity = report["checks"]["critic_parity"]["result"]
     assert parity["float32"]["max_relative_difference"] == 0.0  # CPU float32 against itself
@@ -262,6 +289,7 @@ def load_benchmark(name: str):
 
 
 def test_critic_windows_splits_directions_and_finds_the_violation_windows():
+    from hybridgen.critics.options import ScoringOptions
     from hybridgen.critics.report import CriticReport
 
     windows = load_benchmark("toyworld_critic_windows")
@@ -280,10 +308,7 @@ def test_critic_windows_splits_directions_and_finds_the_violation_windows():
         tubelet=2,
         target_offsets=np.array([4, 6, 0, 2]),
         frame_indices=np.arange(16),
-        aggregate="mean",
-        token_reduce="mean",
-        direction="both",
-        relative=True,
+        options=ScoringOptions(window=8, context=4, direction="both", relative=True),
     )
     scores = windows.direction_scores(report, t_violation=10, top_fraction=None)
     assert scores["forward"] == pytest.approx((8 * 1 + 10) / 9)

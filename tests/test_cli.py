@@ -10,25 +10,17 @@ import pytest
 from PIL import Image
 
 from hybridgen.cli import main
-from hybridgen.testing import populate_hf_cache, tiny_pipeline, tiny_vjepa2_model
+from hybridgen.testing import populate_hf_cache
 from hybridgen.video import read_video, write_video
 
 TINY = ["--frames", "17", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-models")
-    tiny_vjepa2_model().save_pretrained(root / "critic")
-    tiny_pipeline("wan").save_pretrained(root / "generator")
-    return root
-
-
-def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
+def test_generate_writes_best_candidates_and_report(saved_models, tmp_path, capsys):
     output = tmp_path / "best.mp4"
     code = main(
-        ["generate", "a red ball bouncing", "-o", str(output), "--generator", str(models / "generator")]
-        + ["--critic", str(models / "critic"), "--candidates", "3", "--seed", "7"]
+        ["generate", "a red ball bouncing", "-o", str(output), "--generator", str(saved_models / "generator")]
+        + ["--critic", str(saved_models / "critic"), "--candidates", "3", "--seed", "7"]
         + ["--save-candidates", str(tmp_path / "all"), "--report", str(tmp_path / "report.json")]
         + ["--sheet", str(tmp_path / "sheet.png"), "--plot", str(tmp_path / "curves.png")]
         + TINY
@@ -47,14 +39,14 @@ def test_generate_writes_best_candidates_and_report(models, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["search", "guidance"])
-def test_generate_with_a_strategy(models, tmp_path, strategy):
+def test_generate_with_a_strategy(saved_models, tmp_path, strategy):
     report = tmp_path / "report.json"
     argv = ["generate", "a red ball bouncing", "-o", str(tmp_path / "best.mp4"), "--strategy", strategy]
     argv += [
         "--generator",
-        str(models / "generator"),
+        str(saved_models / "generator"),
         "--critic",
-        str(models / "critic"),
+        str(saved_models / "critic"),
         "--candidates",
         "4",
     ]
@@ -65,14 +57,14 @@ def test_generate_with_a_strategy(models, tmp_path, strategy):
     assert result["denoising_steps"] == {"search": 4 + 2, "guidance": 8}[strategy]
 
 
-def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
+def test_score_ranks_videos_and_plots(saved_models, tmp_path, capsys):
     rng = np.random.default_rng(0)
     still = np.full((16, 32, 32, 3), 0.3, dtype=np.float32)
     noise = rng.random((16, 32, 32, 3), dtype=np.float32)
     paths = [write_video(still, tmp_path / "still.mp4"), write_video(noise, tmp_path / "noise.mp4")]
     plot = tmp_path / "curves.png"
     code = main(
-        ["score", *map(str, paths), "--critic", str(models / "critic"), "--json", "--plot", str(plot)]
+        ["score", *map(str, paths), "--critic", str(saved_models / "critic"), "--json", "--plot", str(plot)]
     )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
@@ -84,7 +76,7 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
         "score",
         str(paths[0]),
         "--critic",
-        str(models / "critic"),
+        str(saved_models / "critic"),
         "--json",
         "--shift",
         "0,4",
@@ -93,7 +85,7 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)[0]["shifts"] == [[0, 4], [-4, 4]]
     with pytest.raises(SystemExit):
-        main(["score", str(paths[0]), "--critic", str(models / "critic"), "--shift", "4"])
+        main(["score", str(paths[0]), "--critic", str(saved_models / "critic"), "--shift", "4"])
     assert "not DY,DX" in capsys.readouterr().err
 
 
@@ -138,15 +130,15 @@ def test_score_ranks_videos_and_plots(models, tmp_path, capsys):
         (["score", "SHORT", "--critic", "/no/such/critic"], "directory '/no/such/critic' does not exist"),
     ],
 )
-def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, message):
+def test_errors_are_one_line_not_a_traceback(saved_models, tmp_path, capsys, argv, message):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"this is not a video")
     (tmp_path / "empty").mkdir()
     short = write_video(np.zeros((3, 32, 32, 3), dtype=np.float32), tmp_path / "short.mp4")
     substitutes = {
         "SHORT": str(short),
-        "CRITIC": str(models / "critic"),
-        "GEN": str(models / "generator"),
+        "CRITIC": str(saved_models / "critic"),
+        "GEN": str(saved_models / "generator"),
         "CORRUPT": str(corrupt),
         "EMPTY": str(tmp_path / "empty"),
     }
@@ -159,9 +151,16 @@ def test_errors_are_one_line_not_a_traceback(models, tmp_path, capsys, argv, mes
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_generate_refuses_sizes_before_loading_or_generating(models, tmp_path, capsys):
-    argv = ["generate", "a ball", "-o", str(tmp_path / "x.mp4"), "--generator", str(models / "generator")]
-    argv += ["--critic", str(models / "critic"), "--quiet", "--device", "cpu"]
+def test_generate_refuses_sizes_before_loading_or_generating(saved_models, tmp_path, capsys):
+    argv = [
+        "generate",
+        "a ball",
+        "-o",
+        str(tmp_path / "x.mp4"),
+        "--generator",
+        str(saved_models / "generator"),
+    ]
+    argv += ["--critic", str(saved_models / "critic"), "--quiet", "--device", "cpu"]
     for extra, messages in (
         (["--steps", "0"], ["num_inference_steps must be an integer >= 1, got 0"]),
         (["--frames", "3"], ["num_frames=3 is too short for the critic", "--frames"]),
@@ -172,11 +171,18 @@ def test_generate_refuses_sizes_before_loading_or_generating(models, tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
-def test_generate_lists_every_file_it_wrote(models, tmp_path, capsys):
-    argv = ["generate", "a ball", "-o", str(tmp_path / "best.mp4"), "--generator", str(models / "generator")]
+def test_generate_lists_every_file_it_wrote(saved_models, tmp_path, capsys):
+    argv = [
+        "generate",
+        "a ball",
+        "-o",
+        str(tmp_path / "best.mp4"),
+        "--generator",
+        str(saved_models / "generator"),
+    ]
     argv += [
         "--critic",
-        str(models / "critic"),
+        str(saved_models / "critic"),
         "--candidates",
         "2",
         "--save-candidates",
@@ -195,11 +201,11 @@ def test_generate_lists_every_file_it_wrote(models, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_console_script_offline_with_hub_ids(models, tmp_path):
+def test_console_script_offline_with_hub_ids(saved_models, tmp_path):
     """The installed `hybridgen` command, Hub ids, HF_HUB_OFFLINE=1 and a pre-populated cache: no network."""
     cache = tmp_path / "hub"
-    populate_hf_cache(cache, "org/tiny-critic", models / "critic")
-    populate_hf_cache(cache, "org/tiny-wan", models / "generator")
+    populate_hf_cache(cache, "org/tiny-critic", saved_models / "critic")
+    populate_hf_cache(cache, "org/tiny-wan", saved_models / "generator")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"))
     command = [
         sys.executable,

@@ -1,17 +1,15 @@
 """VJEPA2Critic on a tiny random VJEPA2Model: the surprise computation, its invariants and its errors."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from hybridgen import CriticReport, VJEPA2Critic
+from hybridgen.critics import ScoringOptions
 from hybridgen.testing import tiny_vjepa2_model
-
-
-@pytest.fixture(scope="module")
-def critic():
-    return VJEPA2Critic(tiny_vjepa2_model(seed=0))
 
 
 def random_clip(frames=24, height=32, width=32, seed=0):
@@ -21,7 +19,7 @@ def random_clip(frames=24, height=32, width=32, seed=0):
 def test_predictions_never_see_the_future(critic):
     clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)  # (T, 3, H, W): one 16-frame window
     changed = clip.clone()
-    changed[critic.context :] = torch.rand_like(changed[critic.context :])
+    changed[critic.options.context :] = torch.rand_like(changed[critic.options.context :])
     with torch.no_grad():
         before, after = critic.window_outputs([clip, changed])
     assert torch.equal(before.predictions, after.predictions)  # bit-identical: the context is all it saw
@@ -33,9 +31,9 @@ def test_model_forward_would_leak(critic):
     """The reason the critic does not call VJEPA2Model.forward: its context has attended to the future."""
     clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)
     changed = clip.clone()
-    changed[critic.context :] = torch.rand_like(changed[critic.context :])
+    changed[critic.options.context :] = torch.rand_like(changed[critic.options.context :])
     tokens_per_tubelet = critic.grid**2
-    num_context = critic.context // critic.tubelet * tokens_per_tubelet
+    num_context = critic.options.context // critic.tubelet * tokens_per_tubelet
     num_tokens = 16 // critic.tubelet * tokens_per_tubelet
     masks = {
         "context_mask": [torch.arange(num_context).unsqueeze(0)],
@@ -65,12 +63,12 @@ def test_report_shapes_and_aggregation(critic):
     assert isinstance(report, CriticReport)
     assert report.window_starts.tolist() == [0, 8]
     assert report.window_surprise.shape == (2,)
-    target_tubelets = (critic.window - critic.context) // critic.tubelet
+    target_tubelets = (critic.options.window - critic.options.context) // critic.tubelet
     assert report.token_errors.shape == (2, target_tubelets, critic.grid, critic.grid)
     assert report.surprise == pytest.approx(float(report.window_surprise.mean()), rel=1e-6)
     assert report.surprise > 0
-    assert np.isnan(report.frame_surprise()[: critic.context]).all()
-    assert np.isfinite(report.frame_surprise()[critic.context :]).all()
+    assert np.isnan(report.frame_surprise()[: critic.options.context]).all()
+    assert np.isfinite(report.frame_surprise()[critic.options.context :]).all()
     maximum = VJEPA2Critic(critic.model, aggregate="max").score(random_clip(24))
     assert maximum.surprise == pytest.approx(float(report.window_surprise.max()), rel=1e-6)
 
@@ -175,7 +173,7 @@ def test_top_fraction_focuses_on_the_worst_tokens(critic):
     focused = VJEPA2Critic(critic.model, top_fraction=0.1)
     clip = random_clip(24)
     assert focused.score(clip).surprise > critic.score(clip).surprise
-    assert focused.score(clip).token_reduce == "topk:0.1"
+    assert focused.score(clip).options.token_reduce == "topk:0.1"
 
 
 def test_top_token_mean_averages_the_largest_fraction_rounded_up():
@@ -217,7 +215,7 @@ def test_backward_predictions_never_see_the_past():
     critic = VJEPA2Critic(tiny_vjepa2_model(seed=0), direction="backward")
     clip = torch.from_numpy(random_clip(16)).permute(0, 3, 1, 2)
     changed = clip.clone()
-    changed[: 16 - critic.context] = torch.rand_like(changed[: 16 - critic.context])
+    changed[: 16 - critic.options.context] = torch.rand_like(changed[: 16 - critic.options.context])
     with torch.no_grad():
         before, after = critic.window_outputs([clip, changed])
     assert torch.equal(before.predictions, after.predictions)
@@ -230,7 +228,7 @@ def test_both_directions_score_the_union_of_their_tokens(critic):
     backward = VJEPA2Critic(critic.model, direction="backward")
     clip = random_clip(24)
     report = both.score(clip)
-    assert report.direction == "both"
+    assert report.options.direction == "both"
     assert report.token_errors.shape == (2, 8, critic.grid, critic.grid)
     assert report.target_offsets.tolist() == [8, 10, 12, 14, 0, 2, 4, 6]
     expected = (critic.score(clip).surprise + backward.score(clip).surprise) / 2
@@ -241,10 +239,13 @@ def test_both_directions_score_the_union_of_their_tokens(critic):
 def test_with_options_shares_the_model_and_changes_only_what_is_named(critic):
     picky = critic.with_options(top_fraction=0.1, aggregate="max")
     assert picky.model is critic.model and picky.batch_size == critic.batch_size
-    assert (picky.top_fraction, picky.aggregate) == (0.1, "max")
-    unchanged = {k: v for k, v in critic.scoring_config().items() if k not in ("top_fraction", "aggregate")}
-    assert {k: picky.scoring_config()[k] for k in unchanged} == unchanged
-    assert (critic.top_fraction, critic.aggregate) != (0.1, "max")  # the original is left as it was
+    assert (picky.options.top_fraction, picky.options.aggregate) == (0.1, "max")
+    unchanged = {k: v for k, v in critic.options.to_dict().items() if k not in ("top_fraction", "aggregate")}
+    assert {k: picky.options.to_dict()[k] for k in unchanged} == unchanged
+    assert (critic.options.top_fraction, critic.options.aggregate) != (
+        0.1,
+        "max",
+    )  # the original is left as it was
     with pytest.raises(TypeError):
         critic.with_options(top_fractoin=0.1)
 
@@ -257,7 +258,7 @@ def test_mirror_averages_the_token_errors_of_both_views_at_the_same_positions(cr
     plain, report = both.score(clip), mirrored.score(clip)
     # the mirror image's token map, flipped back onto the clip's token positions
     aligned = both.score(flipped).token_errors[..., ::-1]
-    assert report.mirror and not plain.mirror
+    assert report.options.mirror and not plain.options.mirror
     np.testing.assert_allclose(report.token_errors, (plain.token_errors + aligned) / 2, rtol=1e-5, atol=1e-6)
     assert mirrored.score(flipped).surprise == pytest.approx(report.surprise, rel=1e-5)  # symmetric by design
     assert mirrored.surprise(torch.from_numpy(clip).permute(0, 3, 1, 2)).item() == pytest.approx(
@@ -281,7 +282,7 @@ def test_shifted_views_average_their_token_errors_with_the_plain_view(critic):
         both.score(clip).token_errors + both.score(right).token_errors + both.score(up).token_errors
     ) / 3
     np.testing.assert_allclose(report.token_errors, expected, rtol=1e-5, atol=1e-6)
-    assert report.shifts == ((0, 3), (-2, 0)) and report.to_dict()["shifts"] == [[0, 3], [-2, 0]]
+    assert report.options.shifts == ((0, 3), (-2, 0)) and report.to_dict()["shifts"] == [[0, 3], [-2, 0]]
     assert shifted.surprise(torch.from_numpy(clip).permute(0, 3, 1, 2)).item() == pytest.approx(
         report.surprise, rel=1e-5
     )
@@ -312,3 +313,33 @@ def test_bad_shifts_get_one_clear_error(critic, shifts, message):
     with pytest.raises(ValueError, match="less than a patch"):  # errors are averaged at the same token
         critic.with_options(shifts=[(0, critic.patch_size)])
     critic.with_options(shifts=[(0, critic.patch_size - 1), (1 - critic.patch_size, 0)])
+
+
+def test_scoring_options_are_described_once():
+    options = ScoringOptions(
+        window=8, context=4, direction="both", shifts=[[0, 4]], image_mean=[0.5, 0.5, 0.5]
+    )
+    assert options.shifts == ((0, 4),) and options.image_mean == (0.5, 0.5, 0.5)
+    assert ScoringOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+    with pytest.raises(TypeError, match="unknown scoring options \\['windw'\\]"):
+        options.replace(windw=4)
+    with pytest.raises(ValueError, match="critic_config.json has unknown critic settings \\['windw'\\]"):
+        ScoringOptions.from_dict({"windw": 4}, "critic_config.json")
+    with pytest.raises(ValueError, match="aggregate='median'"):
+        ScoringOptions(aggregate="median")
+    # the CLI's flags take their help from the options
+    from hybridgen.cli import SCORING_FLAGS, build_parser
+
+    score_help = " ".join(build_parser()._subparsers._group_actions[0].choices["score"].format_help().split())
+    for name in SCORING_FLAGS:
+        assert " ".join(ScoringOptions.help(name).split()) in score_help
+
+
+def test_a_critic_fills_in_its_model_defaults(critic):
+    assert ScoringOptions().window is None
+    assert (critic.options.window, critic.options.context, critic.options.stride) == (16, 8, 8)
+    assert critic.options.resize_to == critic.crop_size
+    with pytest.raises(ValueError, match="multiple of the tubelet size"):
+        critic.with_options(window=7)
+    report = critic.score(torch.rand(16, 3, 32, 32))
+    assert report.options is critic.options and report.to_dict()["token_reduce"] == "mean"

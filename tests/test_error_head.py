@@ -10,7 +10,6 @@ from safetensors.torch import save_file
 from hybridgen import VJEPA2Critic
 from hybridgen.cli import main
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
-from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.training.error_head import fit_expected_error_head
 
 
@@ -26,8 +25,9 @@ def plausible_windows(generator: torch.Generator, batch_size: int, window: int) 
 
 
 @pytest.fixture(scope="module")
-def critic():
-    return VJEPA2Critic(tiny_vjepa2_model(seed=0), window=8, context=4, direction="both")
+def critic(critic):
+    """The shared tiny critic, scoring windows of 8 frames both ways."""
+    return critic.with_options(window=8, context=4, direction="both")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_relative_scores_divide_each_token_error_by_the_expected_one(critic, fit
         (outputs,) = critic.window_outputs([frames])
         expected = head(outputs.predictions).numpy().reshape(report.token_errors.shape)
     np.testing.assert_allclose(report.token_errors, raw_report.token_errors / expected, rtol=1e-5)
-    assert report.relative and not raw_report.relative
+    assert report.options.relative and not raw_report.options.relative
     assert report.to_dict()["relative"] is True
     differentiable = relative.surprise(frames)
     assert differentiable.item() == pytest.approx(report.surprise, rel=1e-5)
@@ -99,7 +99,7 @@ def test_save_and_load_keep_the_head_and_the_option(critic, fitted, tmp_path):
     assert (tmp_path / "critic" / ERROR_HEAD_FILE).is_file()
     assert not list((tmp_path / "critic").glob("*.tmp"))
     loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"))
-    assert loaded.relative and loaded.expected_error_head is not None
+    assert loaded.options.relative and loaded.expected_error_head is not None
     assert loaded.score(clip(2)).surprise == pytest.approx(relative.score(clip(2)).surprise, rel=1e-5)
     raw = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"), relative=False)
     assert raw.score(clip(2)).surprise == pytest.approx(critic.score(clip(2)).surprise, rel=1e-5)

@@ -1,6 +1,5 @@
 """The toy-world generator trainer (VAE, then Wan transformer), for a few steps on tiny architectures."""
 
-import argparse
 import json
 import os
 import re
@@ -8,11 +7,11 @@ import re
 import numpy as np
 import pytest
 import torch
+from bundle_toyworld import generator_card
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 
-from hybridgen.toyworld.bundle import generator_card
+from hybridgen import cli
 from hybridgen.toyworld.selection import best_of_n_table
-from hybridgen.training import generator_cli
 from hybridgen.training.core import MIXED_PRECISIONS
 from hybridgen.training.generator import (
     GeneratorTrainer,
@@ -22,7 +21,6 @@ from hybridgen.training.generator import (
     sample_sigmas,
     train_generator,
 )
-from hybridgen.training.generator_cli import add_train_generator_parser, run_train_generator
 from hybridgen.video import read_video
 
 pytestmark = pytest.mark.slow  # the edit-run loop skips these: pytest -m "not slow"
@@ -282,26 +280,27 @@ def test_schedules_and_validation():
 
 
 def test_cli(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_train_generator_parser(parser.add_subparsers(dest="command"))
+    parser = cli.build_parser()
     args = parser.parse_args(
         ["train-generator", str(tmp_path / "run"), "--num-clips", "4", "--vae-steps", "1", "--steps", "1"]
         + ["--batch-size", "2", "--threads", "1", "--device", "cpu", "--quiet"]
     )
     assert args.mixed_precision == "no"
-    assert run_train_generator(args) == 0
+    assert cli.run_train_generator(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 1 and summary["vae_steps"] == 1
     assert (tmp_path / "run" / "model_index.json").is_file()
-    assert generator_cli.MIXED_PRECISIONS == MIXED_PRECISIONS  # the CLI spells out the core's list
+    assert cli.MIXED_PRECISIONS == MIXED_PRECISIONS  # the CLI spells out the core's list
     assert (
         parser.parse_args(["train-generator", "out", "--mixed-precision", "bf16"]).mixed_precision == "bf16"
     )
 
 
 def test_reconstructions_keep_the_clip_in_the_generators_look(tmp_path):
+    from vae_reconstructions import write_reconstructions
+
     from hybridgen.models import load_video_pipeline
-    from hybridgen.training.reconstructions import reconstruct, write_reconstructions
+    from hybridgen.training.generator import reconstruct
 
     frames, _ = render_clips(2, 0, size=32, num_frames=17, fps=8.0)
     vae = load_video_pipeline("toyworld").vae

@@ -16,22 +16,14 @@ from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.pipelines import limits
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.search import SearchOptions
-from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model
+from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline
 
 TINY = ["--frames", "17", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-models")
-    tiny_vjepa2_model().save_pretrained(root / "critic")
-    tiny_pipeline("wan").save_pretrained(root / "generator")
-    return root
-
-
-@pytest.fixture(scope="module")
-def wan():
-    return HybridPipeline(tiny_pipeline("wan"), VJEPA2Critic(tiny_vjepa2_model()))
+def wan(critic):
+    return HybridPipeline(tiny_pipeline("wan"), critic)
 
 
 @pytest.fixture
@@ -45,9 +37,9 @@ def no_generation(monkeypatch):
     monkeypatch.setattr("hybridgen.pipelines.hybrid.search_candidates", refuse)
 
 
-def run_generate(models, tmp_path, capsys, *options):
-    argv = ["generate", "a red ball", "--generator", str(models / "generator")]
-    argv += ["--critic", str(models / "critic"), *options, *TINY]
+def run_generate(saved_models, tmp_path, capsys, *options):
+    argv = ["generate", "a red ball", "--generator", str(saved_models / "generator")]
+    argv += ["--critic", str(saved_models / "critic"), *options, *TINY]
     code = main(argv)
     return code, capsys.readouterr().err
 
@@ -63,10 +55,10 @@ def run_generate(models, tmp_path, capsys, *options):
     ],
 )
 def test_two_outputs_naming_one_file_are_refused_before_any_work(
-    models, tmp_path, capsys, monkeypatch, no_generation, options
+    saved_models, tmp_path, capsys, monkeypatch, no_generation, options
 ):
     monkeypatch.chdir(tmp_path)
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and "are the same file" in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
 
@@ -82,15 +74,15 @@ def test_two_outputs_naming_one_file_are_refused_before_any_work(
     ],
 )
 def test_outputs_in_each_others_way_are_refused_before_any_work(
-    models, tmp_path, capsys, monkeypatch, no_generation, options, message
+    saved_models, tmp_path, capsys, monkeypatch, no_generation, options, message
 ):
     monkeypatch.chdir(tmp_path)
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_billion_candidates_into_a_folder_are_refused_at_once(models, tmp_path, capsys):
+def test_a_billion_candidates_into_a_folder_are_refused_at_once(saved_models, tmp_path, capsys):
     started = time.perf_counter()
     options = [
         "-o",
@@ -100,37 +92,43 @@ def test_a_billion_candidates_into_a_folder_are_refused_at_once(models, tmp_path
         "--candidates",
         "1000000000",
     ]
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and "num_candidates=1000000000" in err
     assert time.perf_counter() - started < 30  # the models load; nothing is enumerated per candidate
 
 
-def test_an_output_linked_to_another_is_the_same_file(models, tmp_path, capsys, no_generation):
+def test_an_output_linked_to_another_is_the_same_file(saved_models, tmp_path, capsys, no_generation):
     (tmp_path / "best.mp4").write_bytes(b"an earlier best clip")
     (tmp_path / "report.json").symlink_to(tmp_path / "best.mp4")
     options = ["-o", str(tmp_path / "best.mp4"), "--report", str(tmp_path / "report.json")]
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and "are the same file" in err
     os.link(tmp_path / "best.mp4", tmp_path / "hard.json")
     code, err = run_generate(
-        models, tmp_path, capsys, "-o", str(tmp_path / "best.mp4"), "--report", str(tmp_path / "hard.json")
+        saved_models,
+        tmp_path,
+        capsys,
+        "-o",
+        str(tmp_path / "best.mp4"),
+        "--report",
+        str(tmp_path / "hard.json"),
     )
     assert code == 2 and "are the same file" in err
     assert (tmp_path / "best.mp4").read_bytes() == b"an earlier best clip"
 
 
 def test_a_candidates_folder_inside_a_file_is_refused_before_any_work(
-    models, tmp_path, capsys, no_generation
+    saved_models, tmp_path, capsys, no_generation
 ):
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "best.mp4").write_bytes(b"an earlier best clip")
     options = ["-o", str(tmp_path / "best.mp4"), "--save-candidates", str(tmp_path / "afile" / "sub")]
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and "afile is a file" in err, err
     assert (tmp_path / "best.mp4").read_bytes() == b"an earlier best clip"
 
 
-def test_earlier_candidates_are_never_mixed_with_new_ones(models, tmp_path, capsys):
+def test_earlier_candidates_are_never_mixed_with_new_ones(saved_models, tmp_path, capsys):
     folder = tmp_path / "candidates"
     folder.mkdir()
     for i in range(6):
@@ -138,7 +136,7 @@ def test_earlier_candidates_are_never_mixed_with_new_ones(models, tmp_path, caps
     (folder / "notes.txt").write_text("mine")
     (folder / "candidate_final.mp4").write_bytes(b"mine too")
     options = ["-o", str(tmp_path / "best.mp4"), "--candidates", "2", "--save-candidates", str(folder)]
-    code, err = run_generate(models, tmp_path, capsys, *options)
+    code, err = run_generate(saved_models, tmp_path, capsys, *options)
     assert code == 2 and "earlier run" in err and "--overwrite" in err
     assert not (tmp_path / "best.mp4").exists()
     assert (
@@ -147,9 +145,9 @@ def test_earlier_candidates_are_never_mixed_with_new_ones(models, tmp_path, caps
                 "generate",
                 "a red ball",
                 "--generator",
-                str(models / "generator"),
+                str(saved_models / "generator"),
                 "--critic",
-                str(models / "critic"),
+                str(saved_models / "critic"),
                 *options,
                 "--overwrite",
                 *TINY,
@@ -270,16 +268,16 @@ def test_options_that_take_numbers_refuse_nonsense_in_one_line(tmp_path, capsys,
     assert not (tmp_path / "out").exists()
 
 
-def test_fps_nan_is_refused(models, tmp_path, capsys, no_generation):
-    code, err = run_generate(models, tmp_path, capsys, "-o", str(tmp_path / "a.mp4"), "--fps", "nan")
+def test_fps_nan_is_refused(saved_models, tmp_path, capsys, no_generation):
+    code, err = run_generate(saved_models, tmp_path, capsys, "-o", str(tmp_path / "a.mp4"), "--fps", "nan")
     assert code == 2 and "--fps must be a positive, finite frame rate" in err
 
 
 # ------------------------------------------------------------------ broken checkpoints
-def copy_generator(models, tmp_path):
+def copy_generator(saved_models, tmp_path):
     import shutil
 
-    return shutil.copytree(models / "generator", tmp_path / "generator")
+    return shutil.copytree(saved_models / "generator", tmp_path / "generator")
 
 
 @pytest.mark.parametrize(
@@ -298,27 +296,29 @@ def copy_generator(models, tmp_path):
         ("{not json", "is not valid JSON"),
     ],
 )
-def test_a_broken_call_defaults_file_is_one_line(models, tmp_path, capsys, no_generation, content, message):
-    generator = copy_generator(models, tmp_path)
+def test_a_broken_call_defaults_file_is_one_line(
+    saved_models, tmp_path, capsys, no_generation, content, message
+):
+    generator = copy_generator(saved_models, tmp_path)
     (generator / CALL_DEFAULTS_FILE).write_text(content)
     argv = ["generate", "a ball", "-o", str(tmp_path / "a.mp4"), "--generator", str(generator)]
-    code = main([*argv, "--critic", str(models / "critic"), "--quiet"])
+    code = main([*argv, "--critic", str(saved_models / "critic"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_a_malformed_config_in_a_local_directory_is_named_as_such(models, tmp_path, capsys):
-    generator = copy_generator(models, tmp_path)
+def test_a_malformed_config_in_a_local_directory_is_named_as_such(saved_models, tmp_path, capsys):
+    generator = copy_generator(saved_models, tmp_path)
     (generator / "transformer" / "config.json").write_text('{"num_layers": 2,')
     argv = ["generate", "a ball", "-o", str(tmp_path / "a.mp4"), "--generator", str(generator)]
-    code = main([*argv, "--critic", str(models / "critic"), "--quiet"])
+    code = main([*argv, "--critic", str(saved_models / "critic"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "from the local directory" in err and "config.json" in err, err
     assert "HF cache" not in err and "Hugging Face" not in err
     critic = tmp_path / "critic"
     critic.mkdir()
     (critic / "config.json").write_text("{broken")
-    (critic / "model.safetensors").write_bytes((models / "critic" / "model.safetensors").read_bytes())
+    (critic / "model.safetensors").write_bytes((saved_models / "critic" / "model.safetensors").read_bytes())
     with pytest.raises(OSError, match="from the local directory .*critic/config.json"):
         VJEPA2Critic.from_pretrained(str(critic))
 
@@ -330,20 +330,20 @@ def test_the_command_line_parses_before_importing_torch():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_ctrl_c_exits_130_with_one_line(models, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_exits_130_with_one_line(saved_models, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("hybridgen.pipelines.hybrid.generate_candidates", interrupted)
-    code, err = run_generate(models, tmp_path, capsys, "-o", str(tmp_path / "a.mp4"))
+    code, err = run_generate(saved_models, tmp_path, capsys, "-o", str(tmp_path / "a.mp4"))
     assert code == 130 and err.strip() == "hybridgen generate: interrupted; nothing half-written was left"
 
 
 @pytest.mark.slow
-def test_a_terminated_generate_exits_143_and_leaves_nothing(models, tmp_path):
+def test_a_terminated_generate_exits_143_and_leaves_nothing(saved_models, tmp_path):
     """SIGTERM mid-run (as a job scheduler sends it): one line, exit 128 + 15, nothing written."""
     command = [sys.executable, "-m", "hybridgen.cli", "generate", "a red ball", "-o", str(tmp_path / "a.mp4")]
-    command += ["--generator", str(models / "generator"), "--critic", str(models / "critic")]
+    command += ["--generator", str(saved_models / "generator"), "--critic", str(saved_models / "critic")]
     command += ["--candidates", "5000", "--batch-size", "1", *TINY[:-3], "--device", "cpu"]  # progress shown
     process = subprocess.Popen(command, stderr=subprocess.PIPE)
     seen = b""
@@ -375,31 +375,31 @@ def plant_pickle(path, marker):
     path.write_bytes(pickle.dumps(PlantedPayload(marker)))
 
 
-def test_pickled_critic_weights_are_never_unpickled(models, tmp_path):
+def test_pickled_critic_weights_are_never_unpickled(saved_models, tmp_path):
     import shutil
 
     marker = tmp_path / "code-ran"
     critic = tmp_path / "critic"
     critic.mkdir()
-    shutil.copy(models / "critic" / "config.json", critic)
+    shutil.copy(saved_models / "critic" / "config.json", critic)
     plant_pickle(critic / "pytorch_model.bin", marker)
     with pytest.raises(OSError, match=r"pickled weights \(pytorch_model.bin\), which hybridgen never loads"):
         VJEPA2Critic.from_pretrained(str(critic))
     shutil.copy(
-        models / "critic" / "model.safetensors", critic
+        saved_models / "critic" / "model.safetensors", critic
     )  # beside the pickle, the safetensors are read
     VJEPA2Critic.from_pretrained(str(critic))
     assert not marker.exists()
 
 
-def test_pickled_pipeline_weights_are_never_unpickled(models, tmp_path):
+def test_pickled_pipeline_weights_are_never_unpickled(saved_models, tmp_path):
     marker = tmp_path / "code-ran"
-    generator = copy_generator(models, tmp_path)
+    generator = copy_generator(saved_models, tmp_path)
     weights = generator / "transformer" / "diffusion_pytorch_model.safetensors"
     weights.unlink()
     plant_pickle(weights.with_suffix(".bin"), marker)
     with pytest.raises(OSError, match="from the local directory"):
-        HybridPipeline.from_pretrained(str(generator), critic=str(models / "critic"))
+        HybridPipeline.from_pretrained(str(generator), critic=str(saved_models / "critic"))
     assert not marker.exists()
 
 
@@ -411,14 +411,14 @@ def test_pickled_pipeline_weights_are_never_unpickled(models, tmp_path):
     ],
 )
 def test_a_pipeline_naming_foreign_code_is_refused_before_importing_it(
-    models, tmp_path, monkeypatch, entry, message
+    saved_models, tmp_path, monkeypatch, entry, message
 ):
     marker = tmp_path / "code-ran"
     (tmp_path / "hybridgen_planted_module.py").write_text(f"open({str(marker)!r}, 'w')\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # an installed module diffusers would import by name
-    generator = copy_generator(models, tmp_path)
+    generator = copy_generator(saved_models, tmp_path)
     index = json.loads((generator / "model_index.json").read_text())
     (generator / "model_index.json").write_text(json.dumps({**index, **entry}))
     with pytest.raises(ValueError, match=message):
-        HybridPipeline.from_pretrained(str(generator), critic=str(models / "critic"))
+        HybridPipeline.from_pretrained(str(generator), critic=str(saved_models / "critic"))
     assert not marker.exists()

@@ -29,11 +29,6 @@ needs_proc = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def critic():
-    return VJEPA2Critic(tiny_vjepa2_model(seed=0))  # crop 32, resize_to 32
-
-
 def noise(frames: int, height: int, width: int) -> np.ndarray:
     """uint8 (T, H, W, 3) random pixels: slow to encode, so a write can be caught midway."""
     return np.random.default_rng(0).integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8)
@@ -192,13 +187,18 @@ def test_terminate_as_interrupt_raises_terminated_and_restores_the_handler(name)
     from hybridgen.signals import Terminated, terminate_as_interrupt
 
     signum = getattr(signal, name)
-    before = signal.getsignal(signum)
-    with pytest.raises(Terminated, match=f"terminated by {name}") as caught:
-        with terminate_as_interrupt():
-            signal.raise_signal(signum)
-    assert isinstance(caught.value, KeyboardInterrupt)  # code that cleans up after Ctrl-C does so here too
-    assert caught.value.signum == signum and caught.value.exit_status == 128 + signum
-    assert signal.getsignal(signum) == before
+    inherited = signal.signal(signum, signal.SIG_DFL)  # as in a terminal (under nohup SIGHUP is ignored)
+    try:
+        with pytest.raises(Terminated, match=f"terminated by {name}") as caught:
+            with terminate_as_interrupt():
+                signal.raise_signal(signum)
+        assert isinstance(
+            caught.value, KeyboardInterrupt
+        )  # code that cleans up after Ctrl-C does so here too
+        assert caught.value.signum == signum and caught.value.exit_status == 128 + signum
+        assert signal.getsignal(signum) == signal.SIG_DFL
+    finally:
+        signal.signal(signum, inherited)
 
 
 def test_terminate_as_interrupt_keeps_ignored_signals_ignored():

@@ -42,9 +42,9 @@ def test_critic_from_local_directory(saved):
     reference = tiny_vjepa2_model(seed=3)
     for name, weight in reference.state_dict().items():
         torch.testing.assert_close(critic.model.state_dict()[name], weight)
-    assert critic.window == 8 and critic.context == 4
+    assert critic.options.window == 8 and critic.options.context == 4
     # the checkpoint's video processor config sets the preprocessing
-    assert critic.resize_to == 36
+    assert critic.options.resize_to == 36
     assert critic.image_mean.flatten().tolist() == [0.5] * 3
     assert critic.image_std.flatten().tolist() == [0.25] * 3
 
@@ -52,7 +52,7 @@ def test_critic_from_local_directory(saved):
 def test_hub_ids_load_offline_from_the_cache(saved, offline):
     pipe = HybridPipeline.from_pretrained(GENERATOR_ID, critic=CRITIC_ID, cache_dir=str(saved["cache"]))
     assert type(pipe.pipeline).__name__ == "WanPipeline"
-    assert pipe.critic.resize_to == 36
+    assert pipe.critic.options.resize_to == 36
     out = pipe(
         "a red ball",
         num_candidates=2,
@@ -70,7 +70,7 @@ def test_a_hub_critic_cached_without_its_processor_config_warns(saved, offline, 
     populate_hf_cache(tmp_path / "cache", "hybridgen-test/bare-vjepa2", bare)
     with pytest.warns(UserWarning, match="no video processor config in the Hugging Face cache"):
         critic = VJEPA2Critic.from_pretrained("hybridgen-test/bare-vjepa2", cache_dir=str(tmp_path / "cache"))
-    assert critic.resize_to == critic.crop_size
+    assert critic.options.resize_to == critic.crop_size
 
 
 @pytest.mark.parametrize("where", ["directory", "hub cache"])
@@ -157,8 +157,12 @@ def test_critic_save_pretrained_keeps_its_scoring_options(tmp_path):
     )
     critic.save_pretrained(tmp_path / "critic")
     loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"))
-    assert loaded.scoring_config() == critic.scoring_config()
+    assert loaded.options == critic.options
     clip = torch.rand(12, 3, 32, 32)
     assert loaded.score(clip).surprise == pytest.approx(critic.score(clip).surprise, rel=1e-6)
     overridden = VJEPA2Critic.from_pretrained(str(tmp_path / "critic"), direction="forward", stride=4)
-    assert (overridden.direction, overridden.stride, overridden.window) == ("forward", 4, 8)
+    assert (overridden.options.direction, overridden.options.stride, overridden.options.window) == (
+        "forward",
+        4,
+        8,
+    )

@@ -5,16 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from hybridgen import HybridPipeline, VJEPA2Critic
-from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline, tiny_vjepa2_model
+from hybridgen import HybridPipeline
+from hybridgen.testing import TINY_CALL_KWARGS, tiny_pipeline
 from hybridgen.video import read_video
 
 FAMILIES = ("wan", "ltx", "cogvideox")
-
-
-@pytest.fixture(scope="module")
-def critic():
-    return VJEPA2Critic(tiny_vjepa2_model(seed=0))
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,6 @@ STEPS = 8
 
 
 @pytest.fixture(scope="module")
-def critic():
-    return VJEPA2Critic(tiny_vjepa2_model(seed=0))
-
-
-@pytest.fixture(scope="module")
 def pipes(critic):
     return {family: HybridPipeline(tiny_pipeline(family), critic) for family in FAMILIES}
 
@@ -197,8 +192,11 @@ def test_guidance_objective_mean_rescores_with_the_same_model(pipes):
     picky = VJEPA2Critic(tiny_vjepa2_model(seed=0), top_fraction=0.1, aggregate="max", batch_size=3)
     mean = PhysicsGuidance(pipeline, picky, None, GuidanceOptions(), num_steps=STEPS, sizes=sizes)
     assert mean.critic.model is picky.model and mean.critic.batch_size == 3
-    assert (mean.critic.top_fraction, mean.critic.aggregate) == (None, "mean")
-    assert (picky.top_fraction, picky.aggregate) == (0.1, "max")  # the pipeline's critic is left as it was
+    assert (mean.critic.options.top_fraction, mean.critic.options.aggregate) == (None, "mean")
+    assert (picky.options.top_fraction, picky.options.aggregate) == (
+        0.1,
+        "max",
+    )  # the pipeline's critic is left as it was
     own = PhysicsGuidance(
         pipeline, picky, None, GuidanceOptions(objective="critic"), num_steps=STEPS, sizes=sizes
     )

@@ -34,7 +34,12 @@ def test_toyworld_resolves_to_the_bundled_weights_offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert BUNDLED["toyworld"]["critic"] == WEIGHTS_DIR / "critic"
     critic = VJEPA2Critic.from_pretrained("toyworld")
-    assert (critic.crop_size, critic.window, critic.context, critic.direction) == (64, 8, 4, "both")
+    assert (critic.crop_size, critic.options.window, critic.options.context, critic.options.direction) == (
+        64,
+        8,
+        4,
+        "both",
+    )
     size = sum(path.stat().st_size for path in (WEIGHTS_DIR / "critic").iterdir())
     assert size < 10 * 2**20
     assert (WEIGHTS_DIR / "critic" / "README.md").is_file()
@@ -46,7 +51,7 @@ def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         untrained = VJEPA2Critic(
-            VJEPA2Model(critic.model.config), **{**critic.scoring_config(), "relative": False}
+            VJEPA2Model(critic.model.config), options=critic.options.replace(relative=False)
         )
     # the untrained critic is scored the same way, relative to a head fitted to it (briefly: it errs evenly)
     clips = ToyWorldClips(pool_size=64, size=64, seed=CALIBRATION_SEED)
@@ -95,7 +100,7 @@ def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
 
 
 def test_model_card_counts_the_wall_time_of_every_resumed_run():
-    from hybridgen.toyworld.bundle import training_time
+    from bundle_toyworld import training_time
 
     one_run = [{"step": 1, "seconds": 30.0}, {"step": 2, "seconds": 60.0}]
     assert training_time(one_run) == "1.0 minutes of wall time"
@@ -106,11 +111,11 @@ def test_model_card_counts_the_wall_time_of_every_resumed_run():
 
 
 def test_the_bundled_expected_error_head_knows_where_the_critic_errs(critic):
-    assert critic.expected_error_head is not None and not critic.relative  # shipped, off by default
+    assert critic.expected_error_head is not None and not critic.options.relative  # shipped, off by default
     clips = torch.stack([torch.from_numpy(make_clip(seed)[0][:8]) for seed in range(16)])  # (B, 8, H, W, 3)
     clips = clips.permute(0, 1, 4, 2, 3).float() / 255  # (B, W, 3, H, W)
     with torch.no_grad():
-        prediction, target = critic.predict(critic.preprocess(clips), critic.context)
+        prediction, target = critic.predict(critic.preprocess(clips), critic.options.context)
         errors = (prediction - target).abs().mean(-1).flatten()
         expected = critic.expected_error_head(prediction).flatten()
     assert torch.corrcoef(torch.stack([errors, expected]))[0, 1] > 0.7

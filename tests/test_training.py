@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 import torch
+from bundle_toyworld import critic_card
 
 from hybridgen import VJEPA2Critic
 from hybridgen.testing import tiny_vjepa2_model
-from hybridgen.toyworld.bundle import critic_card
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.checkpoints import recover_directory, replacing_directory
 from hybridgen.training.core import ScheduledAdamW
@@ -50,7 +50,7 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
     assert min(record["spread"] for record in trainer.history) > trainer.config.collapse_threshold
     # the exported critic is saved like any checkpoint and keeps its scoring options
     loaded = VJEPA2Critic.from_pretrained(str(tmp_path / "run"))
-    assert loaded.scoring_config() == critic.scoring_config() and loaded.direction == "both"
+    assert loaded.options == critic.options and loaded.options.direction == "both"
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == list(range(1, 31))
     # the model card reads the run: recipe, its scoring defaults, the violation-pair scoring, the benchmark's table
@@ -232,7 +232,7 @@ def test_collapse_is_detected_and_stops_training(clips, tmp_path):
 def test_evaluation_runs_on_schedule(clips, tmp_path):
     seen = []
     trainer = make_trainer(clips, steps=4, eval_every=2)
-    trainer.evaluate = lambda critic: seen.append(critic.direction) or {"mean": 0.5}
+    trainer.evaluate = lambda critic: seen.append(critic.options.direction) or {"mean": 0.5}
     trainer.fit(tmp_path / "run", show_progress=False)
     assert seen == ["both", "both"]
     assert [("eval" in r) for r in trainer.history] == [False, True, False, True]

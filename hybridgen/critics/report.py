@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hybridgen.critics.options import ScoringOptions
+
 
 @dataclass(frozen=True)
 class CriticReport:
@@ -21,15 +23,12 @@ class CriticReport:
             (after any temporal resampling; see `frame_indices`).
         token_errors: `(n_windows, T_target, G, G)` L1 error of every predicted token: `T_target` target
             tubelets per window on a `G x G` spatial grid. Where in space and time the surprise is.
-        window: frames per window; `context`: of those, frames the predictor sees; `tubelet`: frames per token.
+        window: frames per window; `context`: of those, frames the predictor sees (a clip shorter than the
+            critic's window is scored in one shorter window); `tubelet`: frames per token.
         target_offsets: `(T_target,)` first frame, within its window, of each predicted tubelet.
         frame_indices: `(T_critic,)` index into the input clip of each frame the critic saw.
-        aggregate: how window scores were reduced to `surprise` ("mean" or "max").
-        token_reduce: how token errors were reduced to a window score ("mean" or "topk:<fraction>").
-        direction: which way in time the critic predicted: "forward", "backward" or "both".
-        mirror: whether token errors are the mean of the clip and its left-right mirror image.
-        shifts: the `(dy, dx)` pixel offsets of the translated views whose token errors were averaged in.
-        relative: whether token errors are divided by the critic's expected error (see `surprise`).
+        options: the critic's `ScoringOptions` (how tokens and windows were reduced, which way in time it
+            predicted, which views were averaged, whether errors are relative).
     """
 
     surprise: float
@@ -41,12 +40,7 @@ class CriticReport:
     tubelet: int
     target_offsets: np.ndarray
     frame_indices: np.ndarray
-    aggregate: str
-    token_reduce: str
-    direction: str = "forward"
-    mirror: bool = False
-    shifts: tuple[tuple[int, int], ...] = ()
-    relative: bool = False
+    options: ScoringOptions
 
     @property
     def num_windows(self) -> int:
@@ -76,14 +70,10 @@ class CriticReport:
             "surprise": float(self.surprise),
             "window_surprise": [float(v) for v in self.window_surprise],
             "window_starts": [int(v) for v in self.window_starts],
+            **self.options.to_dict(),
             "window": self.window,
             "context": self.context,
             "tubelet": self.tubelet,
             "num_frames_scored": int(self.frame_indices.shape[0]),
-            "aggregate": self.aggregate,
-            "token_reduce": self.token_reduce,
-            "direction": self.direction,
-            "mirror": self.mirror,
-            "shifts": [list(shift) for shift in self.shifts],
-            "relative": self.relative,
+            "token_reduce": self.options.token_reduce,
         }

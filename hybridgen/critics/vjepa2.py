@@ -29,13 +29,10 @@ import torch.nn.functional as F
 from transformers import VJEPA2Model
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
+from hybridgen.critics.options import ScoringOptions
 from hybridgen.critics.report import CriticReport
 from hybridgen.video import as_frames, check_aspect_ratio, check_fps, check_unit_range, resample_frames
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-AGGREGATES = ("mean", "max")
-DIRECTIONS = {"forward": ("forward",), "backward": ("backward",), "both": ("forward", "backward")}
 # Scoring warns when the centre crop keeps less than this share of a frame's area: the critic judges only the
 # middle of such frames. 16:9 video keeps 56% (resize_to == crop_size) or 43% (V-JEPA 2 ViT-L's 292 -> 256)
 # and does not warn, nor does 21:9 (43%, or 33% at 292 -> 256); 32:9 keeps 28% (22% at 292 -> 256) and does.
@@ -70,93 +67,43 @@ class VJEPA2Critic:
 
     Args:
         model: a `transformers.VJEPA2Model`; `critic.model` is this object.
-        window: frames per sliding window (default: min(16, model.config.frames_per_clip)).
-        context: frames of each window the predictor sees (default: window // 2, rounded to tubelets).
-        stride: frames between window starts (default: window - context, so targets tile the clip).
-        aggregate: "mean" or "max" over windows.
-        top_fraction: if set, a window's score is the mean of its `top_fraction` most surprising tokens
-            instead of all of them (a local violation is not drowned in easy background tokens).
-        direction: "forward" predicts each window's end from its start; "backward" its start from its end (a
-            vanishing object is an unpredictable appearance backwards); "both" scores the union of the two.
-        mirror: also score each window mirrored left-right and average the two views' per-token errors at
-            each position before reducing them (test-time augmentation: less predictor noise, twice the cost).
-        shifts: extra views of each window, translated by `(dy, dx)` pixels of the crop (down, right; the
-            uncovered border repeats the edge), whose per-token errors are averaged with the plain view's at the
-            same token indices. Half a patch, e.g. `[(0, 4), (4, 0), (4, 4)]` at patch size 8, shows the predictor
-            every object at another phase of the token grid, which steadies errors that hinge on where an object
-            sits within its patch (a ball a few pixels behind where it should be). Each shift is less than a
-            patch and costs one more scoring pass (with `mirror`, two).
-        relative: divide each token's error by the error `expected_error_head` expects there, so surprise is
-            in units of "usual error" (1 = as predictable as plausible clips are) instead of feature L1.
+        options: how to score (`ScoringOptions`: windows, token and window reduction, views, units,
+            preprocessing); keyword arguments named like its fields change single options, e.g.
+            `VJEPA2Critic(model, window=8, direction="both")`. `critic.options` holds them with the model's
+            defaults filled in.
         expected_error_head: an `ExpectedErrorHead` fitted to this model (`hybridgen calibrate-critic`);
             `from_pretrained` loads it when the checkpoint has one. Needed for `relative=True`.
-        fps: frame rate the critic wants; clips scored with a known `fps` are resampled to it.
-        resize_to: shorter-side size before the centre crop (default: the crop size, i.e. the whole frame).
-        image_mean, image_std: per-channel normalisation (default: ImageNet).
         batch_size: windows per forward pass.
     """
 
     def __init__(
         self,
         model: VJEPA2Model,
+        options: ScoringOptions | None = None,
         *,
-        window: int | None = None,
-        context: int | None = None,
-        stride: int | None = None,
-        aggregate: str = "mean",
-        top_fraction: float | None = None,
-        direction: str = "forward",
-        mirror: bool = False,
-        shifts: Sequence[Sequence[int]] = (),
-        relative: bool = False,
         expected_error_head: ExpectedErrorHead | None = None,
-        fps: float | None = None,
-        resize_to: int | None = None,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
         batch_size: int = 8,
+        **option_changes,
     ):
         if not isinstance(model, VJEPA2Model):
             raise TypeError(
                 f"VJEPA2Critic needs a transformers.VJEPA2Model, got {type(model).__name__}. "
                 "Load one with VJEPA2Critic.from_pretrained(model_id)."
             )
+        if options is not None and not isinstance(options, ScoringOptions):
+            raise TypeError(f"options must be ScoringOptions, got {type(options).__name__}.")
         config = model.config
         self.model = model.eval().requires_grad_(False)
         self.tubelet = int(config.tubelet_size)
         self.crop_size = int(config.crop_size)
         self.patch_size = int(config.patch_size)
         self.grid = self.crop_size // self.patch_size
-
-        window = min(16, int(config.frames_per_clip)) if window is None else int(window)
-        context = _round_down(window // 2, self.tubelet) if context is None else int(context)
-        stride = window - context if stride is None else int(stride)
-        for name, value in (("window", window), ("context", context)):
-            if value % self.tubelet:
-                raise ValueError(f"{name}={value} must be a multiple of the tubelet size {self.tubelet}.")
-        if not 0 < context < window:
-            raise ValueError(f"context={context} must be at least one tubelet and less than window={window}.")
-        if stride < 1:
-            raise ValueError(f"stride={stride} must be >= 1 frame.")
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate={aggregate!r} is not one of {AGGREGATES}.")
-        if top_fraction is not None and not 0 < top_fraction <= 1:
-            raise ValueError(f"top_fraction={top_fraction} must be in (0, 1].")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction={direction!r} is not one of {tuple(DIRECTIONS)}.")
-        if fps is not None:
-            check_fps(fps, "fps")
+        options = (options or ScoringOptions()).replace(**option_changes)
+        self.options = options.for_model(
+            self.tubelet, self.patch_size, self.crop_size, int(config.frames_per_clip)
+        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 (windows per forward pass).")
-        self.window, self.context, self.stride = window, context, stride
-        self.aggregate = aggregate
-        self.top_fraction = top_fraction
-        self.direction = direction
-        self.directions = DIRECTIONS[direction]
-        if not isinstance(mirror, bool):
-            raise ValueError(f"mirror={mirror!r} must be True or False.")
-        self.mirror = mirror
-        self.shifts = _check_shifts(shifts, self.patch_size)
         if expected_error_head is not None:
             if not isinstance(expected_error_head, ExpectedErrorHead):
                 raise TypeError(
@@ -168,22 +115,15 @@ class VJEPA2Critic:
                     f"predicts {config.hidden_size}: it was fitted for a different critic."
                 )
             expected_error_head = expected_error_head.to(self.device).eval().requires_grad_(False)
-        if not isinstance(relative, bool):
-            raise ValueError(f"relative={relative!r} must be True or False.")
-        if relative and expected_error_head is None:
+        if self.options.relative and expected_error_head is None:
             raise ValueError(
                 "relative=True needs an expected-error head, and this critic has none: fit one on plausible "
                 "clips with `hybridgen calibrate-critic CRITIC -o OUTPUT` (or "
                 "hybridgen.training.error_head.fit_expected_error_head)."
             )
-        self.relative = relative
         self.expected_error_head = expected_error_head
-        self.fps = fps
-        self.resize_to = self.crop_size if resize_to is None else int(resize_to)
-        if self.resize_to < self.crop_size:
-            raise ValueError(f"resize_to={self.resize_to} must be >= the crop size {self.crop_size}.")
-        self.image_mean = torch.tensor(image_mean, dtype=torch.float32).view(1, 1, 3, 1, 1)
-        self.image_std = torch.tensor(image_std, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        self.image_mean = torch.tensor(self.options.image_mean, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        self.image_std = torch.tensor(self.options.image_std, dtype=torch.float32).view(1, 1, 3, 1, 1)
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ loading
@@ -197,30 +137,23 @@ class VJEPA2Critic:
         revision: str | None = None,
         cache_dir: str | None = None,
         local_files_only: bool | None = None,
-        window: int | None = None,
-        context: int | None = None,
-        stride: int | None = None,
-        aggregate: str | None = None,
-        top_fraction: float | None = None,
-        direction: str | None = None,
-        mirror: bool | None = None,
-        shifts: Sequence[Sequence[int]] | None = None,
-        relative: bool | None = None,
-        fps: float | None = None,
         batch_size: int = 8,
+        **option_changes,
     ) -> VJEPA2Critic:
         """Load a critic from a Hub id (e.g. "facebook/vjepa2-vitl-fpc64-256"), a local directory or "toyworld".
 
-        Defaults come from the checkpoint: its video processor config (resize, mean/std) and, if present, the
-        `critic_config.json` that `save_pretrained` writes (window, context, direction, ...); arguments given
-        here override them. An `expected_error_head.safetensors` next to the weights is loaded too. Honours
-        `HF_HUB_OFFLINE`; never runs remote code.
+        The scoring options come from the checkpoint: its video processor config (resize, mean/std) and, if
+        present, the `critic_config.json` that `save_pretrained` writes (window, context, direction, ...); keyword
+        arguments named like `ScoringOptions` fields override them (`top_fraction=None` scores all tokens). An
+        `expected_error_head.safetensors` next to the weights is loaded too. Honours `HF_HUB_OFFLINE`; never runs
+        remote code.
         """
         from hybridgen.models import check_device, check_torch_dtype, load_vjepa2
 
+        ScoringOptions().replace(**option_changes)  # an unknown option fails before anything loads
         check_torch_dtype(torch_dtype)
         device = check_device(device)
-        model, settings = load_vjepa2(
+        model, options, head = load_vjepa2(
             model_id,
             torch_dtype=torch_dtype,
             revision=revision,
@@ -229,47 +162,15 @@ class VJEPA2Critic:
         )
         if device is not None:
             model = model.to(device)
-        given = {
-            "window": window,
-            "context": context,
-            "stride": stride,
-            "aggregate": aggregate,
-            "top_fraction": top_fraction,
-            "direction": direction,
-            "mirror": mirror,
-            "shifts": shifts,
-            "relative": relative,
-            "fps": fps,
-        }
-        unknown = set(settings) - set(given) - {"resize_to", "image_mean", "image_std", "expected_error_head"}
-        if unknown:
-            raise ValueError(f"{model_id!r} has unknown critic settings {sorted(unknown)} in its config.")
-        settings.update({name: value for name, value in given.items() if value is not None})
-        return cls(model, batch_size=batch_size, **settings)
+        return cls(model, options.replace(**option_changes), expected_error_head=head, batch_size=batch_size)
 
-    def scoring_config(self) -> dict:
-        """The scoring options `save_pretrained` stores next to the weights."""
-        return {
-            "window": self.window,
-            "context": self.context,
-            "stride": self.stride,
-            "aggregate": self.aggregate,
-            "top_fraction": self.top_fraction,
-            "direction": self.direction,
-            "mirror": self.mirror,
-            "shifts": [list(shift) for shift in self.shifts],
-            "relative": self.relative,
-            "fps": self.fps,
-            "resize_to": self.resize_to,
-            "image_mean": self.image_mean.flatten().tolist(),
-            "image_std": self.image_std.flatten().tolist(),
-        }
-
-    def with_options(self, **options) -> VJEPA2Critic:
+    def with_options(self, **changes) -> VJEPA2Critic:
         """A critic over the same model (shared, not copied) with some scoring options changed, e.g.
-        `critic.with_options(top_fraction=None, aggregate="mean")`; an unknown option is a TypeError."""
+        `critic.with_options(top_fraction=None, aggregate="mean")`, or another `expected_error_head` or
+        `batch_size`; an unknown option is a TypeError."""
         shared = {"batch_size": self.batch_size, "expected_error_head": self.expected_error_head}
-        return VJEPA2Critic(self.model, **{**shared, **self.scoring_config(), **options})
+        shared.update({name: changes.pop(name) for name in list(changes) if name in shared})
+        return VJEPA2Critic(self.model, self.options.replace(**changes), **shared)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the model (`save_pretrained`, safetensors), `critic_config.json` and the expected-error head (if
@@ -279,7 +180,7 @@ class VJEPA2Critic:
 
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        write_json_atomic(self.scoring_config(), directory / CRITIC_CONFIG_FILE)
+        write_json_atomic(self.options.to_dict(), directory / CRITIC_CONFIG_FILE)
         if self.expected_error_head is not None:
             self.expected_error_head.save(directory / ERROR_HEAD_FILE)
         else:  # a head left by an earlier save would be loaded with this model
@@ -386,7 +287,7 @@ class VJEPA2Critic:
                 batch = torch.stack([pixels[i][s : s + window] for i, s in part])  # (b, W, 3, S, S)
                 prediction, target = self.predict(batch, context)  # (b, N_target, D) each
                 errors = self.token_errors(prediction, target)  # (b, N_target)
-                if self.mirror or self.shifts:
+                if self.options.mirror or self.options.shifts:
                     errors = self._mean_over_views(batch, context, errors)
                 for k, key in enumerate(part):
                     results[key] = (prediction[k], target[k], errors[k])
@@ -421,7 +322,7 @@ class VJEPA2Critic:
         windows = windows.to(self.device, self.dtype)
         features = self.model.encoder(pixel_values_videos=windows).last_hidden_state  # (B, N, D)
         predictions, targets = [], []
-        for direction in self.directions:
+        for direction in self.options.directions:
             context_ids, target_ids = mask_ids(direction, num_context, num_tokens, self.device)
             context_frames = (
                 windows[:, :context] if direction == "forward" else windows[:, window - context :]
@@ -437,9 +338,9 @@ class VJEPA2Critic:
     def _mean_over_views(self, windows: torch.Tensor, context: int, errors: torch.Tensor) -> torch.Tensor:
         """Per-token errors `(B, N_target)` averaged over the views `mirror` and `shifts` ask for; `errors` are
         the plain view's."""
-        translated = [windows] + [translate(windows, dy, dx) for dy, dx in self.shifts]
+        translated = [windows] + [translate(windows, dy, dx) for dy, dx in self.options.shifts]
         views = [errors] + [self.token_errors(*self.predict(view, context)) for view in translated[1:]]
-        if self.mirror:
+        if self.options.mirror:
             for view in translated:
                 mirrored = self.token_errors(*self.predict(view.flip(-1), context))
                 # token (row, col) of the mirrored view sits at (row, grid - 1 - col) of the clip
@@ -449,7 +350,7 @@ class VJEPA2Critic:
     def token_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`(B, N, D)` twice -> `(B, N)` per-token L1, divided by the expected error when `relative`."""
         errors = token_l1(prediction, target)
-        return errors / self.expected_error_head(prediction) if self.relative else errors
+        return errors / self.expected_error_head(prediction) if self.options.relative else errors
 
     # ------------------------------------------------------------------ helpers
     def _check_frame_sizes(self, sizes: Sequence[tuple[int, int]]) -> None:
@@ -466,11 +367,11 @@ class VJEPA2Critic:
             resized_height, resized_width = self._resized_size(height, width)
             share = self.crop_size**2 / (resized_height * resized_width)
             if share < MIN_CROP_SHARE:
-                side = round(self.crop_size / self.resize_to * min(height, width))  # in source pixels
+                side = round(self.crop_size / self.options.resize_to * min(height, width))  # in source pixels
                 kept.append(f"{share:.0%} of each {width}x{height} frame (its central {side}x{side} pixels)")
         if kept:
             warnings.warn(
-                f"the critic sees only {' and '.join(kept)}: it scales the shorter side to {self.resize_to} "
+                f"the critic sees only {' and '.join(kept)}: it scales the shorter side to {self.options.resize_to} "
                 f"pixels and keeps the central {self.crop_size}x{self.crop_size}. Crop or pad the video to a "
                 "squarer shape to judge all of it.",
                 UserWarning,
@@ -505,26 +406,28 @@ class VJEPA2Critic:
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
         """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""
-        scale = self.resize_to / min(height, width)
-        return max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale))
+        scale = self.options.resize_to / min(height, width)
+        return max(self.options.resize_to, round(height * scale)), max(
+            self.options.resize_to, round(width * scale)
+        )
 
     def window_plan(self, num_frames: int) -> tuple[int, int]:
         """`(window, context)` for a clip of `num_frames`; shrinks both for clips shorter than a window."""
-        if num_frames >= self.window:
-            return self.window, self.context
+        if num_frames >= self.options.window:
+            return self.options.window, self.options.context
         if num_frames < self.min_frames:
             raise ValueError(
                 f"clip has {num_frames} frames; the critic needs at least {self.min_frames} "
                 f"(one tubelet of {self.tubelet} frames as context and one to predict)."
             )
         window = _round_down(num_frames, self.tubelet)
-        context = _round_down(round(window * self.context / self.window), self.tubelet)
+        context = _round_down(round(window * self.options.context / self.options.window), self.tubelet)
         context = min(max(context, self.tubelet), window - self.tubelet)
         return window, context
 
     def window_starts(self, num_frames: int, window: int) -> list[int]:
         """First frame of each window; the last window is aligned to the clip's end so no frame is skipped."""
-        starts = list(range(0, num_frames - window + 1, self.stride))
+        starts = list(range(0, num_frames - window + 1, self.options.stride))
         if starts[-1] != num_frames - window:
             starts.append(num_frames - window)
         return starts
@@ -533,27 +436,26 @@ class VJEPA2Critic:
         """First frame (within a window) of each predicted tubelet, in the order of the token errors."""
         forward = np.arange(context, window, self.tubelet)
         backward = np.arange(0, window - context, self.tubelet)
-        return np.concatenate([forward if d == "forward" else backward for d in self.directions])
+        return np.concatenate([forward if d == "forward" else backward for d in self.options.directions])
 
     def _frame_indices(self, num_frames: int, fps: float | None) -> np.ndarray:
         if fps is not None:
             check_fps(fps, "fps")
-        if self.fps is None or fps is None or math.isclose(fps, self.fps):
+        if self.options.fps is None or fps is None or math.isclose(fps, self.options.fps):
             return np.arange(num_frames)
-        return resample_frames(np.arange(num_frames), fps, self.fps)
+        return resample_frames(np.arange(num_frames), fps, self.options.fps)
 
     def _reduce_tokens(self, token_errors: torch.Tensor) -> torch.Tensor:
         """`(n_windows, N_target)` -> `(n_windows,)`."""
-        return top_token_mean(token_errors, self.top_fraction)
+        return top_token_mean(token_errors, self.options.top_fraction)
 
     def _reduce_windows(self, token_errors: torch.Tensor) -> torch.Tensor:
         per_window = self._reduce_tokens(token_errors)
-        return per_window.mean() if self.aggregate == "mean" else per_window.max()
+        return per_window.mean() if self.options.aggregate == "mean" else per_window.max()
 
     def _report(self, outputs: WindowOutputs, frame_indices: np.ndarray) -> CriticReport:
         errors = outputs.token_errors.float()
         token_map = errors.reshape(-1, len(outputs.target_offsets), self.grid, self.grid).cpu().numpy()
-        token_reduce = "mean" if self.top_fraction is None else f"topk:{self.top_fraction:g}"
         return CriticReport(
             surprise=float(self._reduce_windows(errors)),
             window_surprise=self._reduce_tokens(errors).cpu().numpy(),
@@ -564,19 +466,14 @@ class VJEPA2Critic:
             tubelet=self.tubelet,
             target_offsets=outputs.target_offsets,
             frame_indices=frame_indices,
-            aggregate=self.aggregate,
-            token_reduce=token_reduce,
-            direction=self.direction,
-            mirror=self.mirror,
-            shifts=self.shifts,
-            relative=self.relative,
+            options=self.options,
         )
 
     def __repr__(self) -> str:
         name = getattr(self.model.config, "_name_or_path", "") or "in-memory VJEPA2Model"
         return (
-            f"VJEPA2Critic({name!r}, window={self.window}, context={self.context}, stride={self.stride}, "
-            f"crop={self.crop_size}, aggregate={self.aggregate!r})"
+            f"VJEPA2Critic({name!r}, window={self.options.window}, context={self.options.context}, stride={self.options.stride}, "
+            f"crop={self.crop_size}, aggregate={self.options.aggregate!r})"
         )
 
 
@@ -642,34 +539,6 @@ def translate(windows: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     top, left = max(-dy, 0), max(-dx, 0)
     moved = padded[..., top : top + size[0], left : left + size[1]]
     return moved.unflatten(0, windows.shape[:2])
-
-
-def _check_shifts(shifts, patch_size: int) -> tuple[tuple[int, int], ...]:
-    """`shifts` as a tuple of `(dy, dx)` int pairs, or one error naming what is wrong."""
-    if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence):
-        raise ValueError(
-            f"shifts={shifts!r} must be a list of (dy, dx) pixel offsets, e.g. [(0, 4), (4, 0)]."
-        )
-    checked = []
-    for shift in shifts:
-        if (
-            isinstance(shift, (str, bytes))
-            or not isinstance(shift, Sequence)
-            or len(shift) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shift)
-        ):
-            raise ValueError(f"shifts: {shift!r} is not a (dy, dx) pair of whole pixels.")
-        dy, dx = int(shift[0]), int(shift[1])
-        if (dy, dx) == (0, 0) or max(abs(dy), abs(dx)) >= patch_size:
-            raise ValueError(
-                f"shifts: ({dy}, {dx}) must move the frame by 1 to {patch_size - 1} pixels, less than a patch "
-                "(the views' errors are averaged at the same token; the plain view is always scored, list only "
-                "the extra views)."
-            )
-        checked.append((dy, dx))
-    if len(set(checked)) != len(checked):
-        raise ValueError(f"shifts={shifts!r} lists a view twice.")
-    return tuple(checked)
 
 
 def _outside_this_module() -> int:

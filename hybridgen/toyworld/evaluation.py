@@ -21,7 +21,7 @@ ScoreFn = Callable[[list[np.ndarray]], Sequence[float]]
 # so honest uncertainty (a bounce) no longer outweighs an impossible event in easy free flight; each token's error is
 # averaged over the plain view and three views translated by half a patch (the bundled critic's 8 px patches), so
 # where a ball sits within its patch matters less; a window scores its 25% most surprising tokens, the clip the mean
-# over windows starting at every frame (chosen on validation pairs, seeds 2,000,000+; BENCHMARKS.md). A critic's
+# over windows starting at every frame (chosen on validation pairs, seeds 2,000,000+; docs/lab-notes/). A critic's
 # default (e.g. the bundled one's raw mean over all tokens and windows) may differ: apply with
 # `critic.with_options(**...)`.
 VIOLATION_SCORING = {

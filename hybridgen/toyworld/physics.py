@@ -55,7 +55,7 @@ class PhysicsReport:
     colours: np.ndarray  # (K, T, 3) mean interior colour in [0, 1], NaN where missing or merged
 
     def __str__(self) -> str:
-        terms = ", ".join(f"{k}={v:.3f}" for k, v in self.terms.items())
+        terms = ", ".join(f"{name}={value:.3f}" for name, value in self.terms.items())
         return f"PhysicsReport(total={self.total:.3f}: {terms}; g={self.gravity:.2f} px/frame^2)"
 
 
@@ -69,47 +69,50 @@ def physics_error(frames: np.ndarray) -> float:
 
 
 def _as_float(frames: np.ndarray) -> np.ndarray:
-    x = np.asarray(frames)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3), got {x.shape}")
-    if x.shape[0] < 3:
-        raise ValueError(f"need at least 3 frames, got {x.shape[0]}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"frames must be uint8 or float in [0, 1], got {x.dtype}")
-    return np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0)
+    """frames (T, H, W, 3), uint8 or float -> float32 in [0, 1] (NaN -> 0), after checking the shape."""
+    clip = np.asarray(frames)
+    if clip.ndim != 4 or clip.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {clip.shape}")
+    if clip.shape[0] < 3:
+        raise ValueError(f"need at least 3 frames, got {clip.shape[0]}")
+    if clip.dtype == np.uint8:
+        return clip.astype(np.float32) / 255.0
+    if not np.issubdtype(clip.dtype, np.floating):
+        raise ValueError(f"frames must be uint8 or float in [0, 1], got {clip.dtype}")
+    return np.clip(np.nan_to_num(clip.astype(np.float32)), 0.0, 1.0)
 
 
-def _shift(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
-    """a (T, H, W) shifted so that out[:, y, x] = a[:, y + dy, x + dx] (fill outside)."""
-    out = np.full_like(a, fill)
-    H, W = a.shape[1:]
-    out[:, max(-dy, 0) : H - max(dy, 0), max(-dx, 0) : W - max(dx, 0)] = a[
+def _shift(images: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """images (T, H, W) shifted so that out[:, y, x] = images[:, y + dy, x + dx] (fill outside)."""
+    shifted = np.full_like(images, fill)
+    H, W = images.shape[1:]
+    shifted[:, max(-dy, 0) : H - max(dy, 0), max(-dx, 0) : W - max(dx, 0)] = images[
         :, max(dy, 0) : H - max(-dy, 0), max(dx, 0) : W - max(-dx, 0)
     ]
-    return out
+    return shifted
 
 
 def label(mask: np.ndarray) -> np.ndarray:
     """4-connected components of each frame of mask (T, H, W) -> int32 labels (T, H, W), 0 = background,
     1..K numbered over the whole clip. Min-label propagation with pointer jumping (numpy only)."""
-    big = mask.size
-    lab = np.where(mask, np.arange(mask.size).reshape(mask.shape), big)  # (T, H, W) pixel-index labels
+    unlabelled = mask.size  # larger than any pixel index: marks background
+    # (T, H, W) pixel-index labels: each foreground pixel starts as its own flat index
+    labels = np.where(mask, np.arange(mask.size).reshape(mask.shape), unlabelled)
     while True:
-        new = lab.copy()
+        new_labels = labels.copy()
         for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            np.minimum(new, _shift(lab, dy, dx, big), out=new)
-        new[~mask] = big
-        flat = new.reshape(-1)
-        fg = flat < big
-        flat[fg] = flat[flat[fg]]  # pointer jumping: a label is a pixel index inside the same component
-        if np.array_equal(new, lab):
+            np.minimum(new_labels, _shift(labels, dy, dx, unlabelled), out=new_labels)
+        new_labels[~mask] = unlabelled
+        flat_labels = new_labels.reshape(-1)  # a view: writing it updates new_labels
+        is_foreground = flat_labels < unlabelled
+        # pointer jumping: a label is a pixel index inside the same component
+        flat_labels[is_foreground] = flat_labels[flat_labels[is_foreground]]
+        if np.array_equal(new_labels, labels):
             break
-        lab = new
-    out = np.zeros(mask.shape, np.int32)
-    out[mask] = np.unique(lab[mask], return_inverse=True)[1].reshape(-1) + 1
-    return out
+        labels = new_labels
+    components = np.zeros(mask.shape, np.int32)
+    components[mask] = np.unique(labels[mask], return_inverse=True)[1].reshape(-1) + 1
+    return components
 
 
 @dataclass
@@ -122,81 +125,110 @@ class _Blobs:
     region: np.ndarray  # (T, H, W) blob index + 1 (0 = background)
 
 
-def _filter(a: np.ndarray, radius: int, op) -> np.ndarray:
-    """Separable (2 radius + 1)^2 max/min/sum filter of each frame of a (T, H, W); zero/identity outside."""
+def _box_filter(images: np.ndarray, radius: int, op) -> np.ndarray:
+    """Separable (2 radius + 1)^2 max/min/sum filter (op = np.maximum/np.minimum/np.add) of each frame of
+    images (T, H, W); pixels outside the image count as the identity of op (-inf, inf or 0)."""
     fill = {np.maximum: -np.inf, np.minimum: np.inf, np.add: 0.0}[op]
-    out = a.astype(np.float32)
+    filtered = images.astype(np.float32)
     for axis in (1, 2):
-        acc = out.copy()
-        for d in range(1, radius + 1):
-            for s in (d, -d):
-                sh = (s, 0) if axis == 1 else (0, s)
-                acc = op(acc, _shift(out, *sh, fill))
-        out = acc
-    return out
+        accumulated = filtered.copy()
+        for offset in range(1, radius + 1):
+            for step in (offset, -offset):
+                dy_dx = (step, 0) if axis == 1 else (0, step)
+                accumulated = op(accumulated, _shift(filtered, *dy_dx, fill))
+        filtered = accumulated
+    return filtered
 
 
-def _segment(x: np.ndarray) -> _Blobs:
-    T, H, W, _ = x.shape
-    m = x.max(-1)  # (T, H, W) max channel
-    sm = _filter(m, 1, np.add) / 9.0  # 3x3 mean: isolated noisy pixels do not become blobs
-    fg = sm > FG_THRESHOLD
+def _segment(clip: np.ndarray) -> _Blobs:
+    """Bright blobs of clip (T, H, W, 3) float in [0, 1] with their soft area, centroid and colour."""
+    T, H, W, _ = clip.shape
+    brightness = clip.max(-1)  # (T, H, W) max channel
+    # 3x3 mean: isolated noisy pixels do not become blobs
+    smooth = _box_filter(brightness, 1, np.add) / 9.0
+    foreground = smooth > FG_THRESHOLD
     # seeds: pixels near the local maximum of the smoothed image. Two touching balls share one
     # foreground component but keep separate seeds, because the bridge between them is dimmer.
-    low = np.array([np.median(m[t][~fg[t]]) if (~fg[t]).any() else 0.0 for t in range(T)])[:, None, None]
-    level = (sm - low) / np.maximum(_filter(sm, 2, np.maximum) - low, 1e-3)
-    seeds = label(fg & (level >= 0.8))
+    dark_level = np.array(  # (T, 1, 1) median brightness of each frame's non-foreground pixels
+        [np.median(brightness[t][~foreground[t]]) if (~foreground[t]).any() else 0.0 for t in range(T)]
+    )[:, None, None]
+    # height above the dark level relative to the 5x5 maximum's: 1 at a local peak; seeds are the pixels
+    # within 20% of their peak
+    peak_fraction = (smooth - dark_level) / np.maximum(_box_filter(smooth, 2, np.maximum) - dark_level, 1e-3)
+    seeds = label(foreground & (peak_fraction >= 0.8))
     # grow seeds through the foreground and a 1 px rim around it (4-neighbour steps, contested pixels go
-    # to the larger label); foreground left without a seed keeps its own component
-    rim = _filter(fg.astype(np.float32), 1, np.maximum) > 0
-    core = seeds.copy()
+    # to the larger label; at most 8 steps); foreground left without a seed keeps its own component
+    foreground_and_rim = _box_filter(foreground.astype(np.float32), 1, np.maximum) > 0
+    grown = seeds.copy()
     for _ in range(8):
-        grow = core.copy()
+        next_grown = grown.copy()
         for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            np.maximum(grow, _shift(core, dy, dx, 0), out=grow)
-        grow = np.where((core == 0) & rim, grow, core)
-        if np.array_equal(grow, core):
+            np.maximum(next_grown, _shift(grown, dy, dx, 0), out=next_grown)
+        next_grown = np.where((grown == 0) & foreground_and_rim, next_grown, grown)
+        if np.array_equal(next_grown, grown):
             break
-        core = grow
-    rest = label(fg & (core == 0))
-    region = np.where(rest > 0, rest + core.max(), core)  # (T, H, W)
-    K = int(region.max())
+        grown = next_grown
+    unseeded = label(foreground & (grown == 0))
+    region = np.where(unseeded > 0, unseeded + grown.max(), grown)  # (T, H, W)
+    num_blobs = int(region.max())
 
     # background level: per-pixel temporal median over frames where the pixel is not in a blob
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        bgpix = np.nanmedian(np.where(region == 0, m, np.nan), axis=0)  # (H, W)
-        fallback = np.nanmedian(np.where(region == 0, m, np.nan))
-    bgpix = np.where(np.isnan(bgpix), 0.0 if np.isnan(fallback) else fallback, bgpix)
-    bgmask = region == 0
-    background = np.array([m[t][bgmask[t]].mean() if bgmask[t].any() else 0.0 for t in range(T)])
-
-    flat = region.reshape(-1)
-    sel = flat > 0
-    ids = flat[sel] - 1
-    mm = m.reshape(-1)[sel]
-    bb = np.broadcast_to(bgpix, m.shape).reshape(-1)[sel]
-    peak = np.zeros(K)
-    np.maximum.at(peak, ids, mm)
-    w = np.clip((mm - bb) / np.maximum(peak[ids] - bb, 1e-3), 0.0, 1.0)  # coverage estimate
-    tt, yy, xx = np.nonzero(region)  # same order as flat[sel]
-    area = np.bincount(ids, w, K)
-    safe = np.maximum(area, 1e-9)
-    cx = np.bincount(ids, w * (xx + 0.5), K) / safe
-    cy = np.bincount(ids, w * (yy + 0.5), K) / safe
-    rgb = x.reshape(-1, 3)[sel]
-    wc = np.where(w >= 0.75, w, 1e-3 * w)  # colour from the fully covered interior
-    colour = (
-        np.stack([np.bincount(ids, wc * rgb[:, c], K) for c in range(3)], 1)
-        / np.maximum(np.bincount(ids, wc, K), 1e-9)[:, None]
+        pixel_background = np.nanmedian(np.where(region == 0, brightness, np.nan), axis=0)  # (H, W)
+        overall_background = np.nanmedian(np.where(region == 0, brightness, np.nan))
+    # pixels covered in every frame take the clip-wide median (0 if there is no background at all)
+    pixel_background = np.where(
+        np.isnan(pixel_background),
+        0.0 if np.isnan(overall_background) else overall_background,
+        pixel_background,
     )
-    frame = np.zeros(K, int)
-    frame[ids] = tt
-    keep = area >= MIN_AREA * (min(H, W) / 64.0) ** 2
-    remap = np.zeros(K + 1, np.int64)
-    remap[1:][keep] = np.arange(1, keep.sum() + 1)
+    is_background = region == 0
+    background = np.array(
+        [brightness[t][is_background[t]].mean() if is_background[t].any() else 0.0 for t in range(T)]
+    )
+
+    flat_region = region.reshape(-1)
+    in_blob = flat_region > 0
+    blob_ids = flat_region[in_blob] - 1  # (P,) blob index of each blob pixel
+    blob_brightness = brightness.reshape(-1)[in_blob]  # (P,)
+    blob_background = np.broadcast_to(pixel_background, brightness.shape).reshape(-1)[in_blob]  # (P,)
+    peak_brightness = np.zeros(num_blobs)
+    np.maximum.at(peak_brightness, blob_ids, blob_brightness)
+    # coverage estimate: fraction of the pixel covered by the ball, read from where its brightness lies
+    # between the background behind it (0) and the blob's brightest pixel (1); anti-aliased edges are partial
+    coverage = np.clip(
+        (blob_brightness - blob_background) / np.maximum(peak_brightness[blob_ids] - blob_background, 1e-3),
+        0.0,
+        1.0,
+    )
+    pixel_t, pixel_y, pixel_x = np.nonzero(region)  # same order as flat_region[in_blob]
+    area = np.bincount(blob_ids, coverage, num_blobs)  # soft area, px^2
+    safe_area = np.maximum(area, 1e-9)
+    # coverage-weighted centroid of the pixel centres (+ 0.5), px
+    centre_x = np.bincount(blob_ids, coverage * (pixel_x + 0.5), num_blobs) / safe_area
+    centre_y = np.bincount(blob_ids, coverage * (pixel_y + 0.5), num_blobs) / safe_area
+    blob_rgb = clip.reshape(-1, 3)[in_blob]  # (P, 3)
+    # colour from the fully covered interior (edge pixels mix in the background); the 1e-3 weight keeps a
+    # colour for blobs without any interior pixel
+    colour_weight = np.where(coverage >= 0.75, coverage, 1e-3 * coverage)
+    colour = (
+        np.stack([np.bincount(blob_ids, colour_weight * blob_rgb[:, c], num_blobs) for c in range(3)], 1)
+        / np.maximum(np.bincount(blob_ids, colour_weight, num_blobs), 1e-9)[:, None]
+    )
+    frame = np.zeros(num_blobs, int)
+    frame[blob_ids] = pixel_t
+    big_enough = area >= MIN_AREA * (min(H, W) / 64.0) ** 2  # MIN_AREA is px^2 at 64 px
+    # renumber the kept blobs 1..K' (dropped ones become background 0)
+    new_id = np.zeros(num_blobs + 1, np.int64)
+    new_id[1:][big_enough] = np.arange(1, big_enough.sum() + 1)
     return _Blobs(
-        frame[keep], area[keep], np.stack([cx, cy], 1)[keep], colour[keep], background, remap[region]
+        frame[big_enough],
+        area[big_enough],
+        np.stack([centre_x, centre_y], 1)[big_enough],
+        colour[big_enough],
+        background,
+        new_id[region],
     )
 
 
@@ -206,82 +238,112 @@ def _segment(x: np.ndarray) -> _Blobs:
 
 def _track(blobs: _Blobs, T: int, scale: float):
     """Greedy nearest-neighbour tracking. Returns pos (K, T, 2) (NaN when missing/merged), area (K, T),
-    colour (K, T, 3) (NaN when missing/merged) and present (K, T) bool (detected or merged)."""
-    pos, area, colour, present = [], [], [], []
+    colour (K, T, 3) (NaN when missing/merged) and present (K, T) bool (detected or merged).
+    scale = image size / 64 (px distances are compared at the 64 px reference)."""
+    pos, area, colour, present = [], [], [], []  # per track
 
-    def new_track(t, d):
-        p = np.full((T, 2), np.nan)
-        a = np.full(T, np.nan)
-        c = np.full((T, 3), np.nan)
-        p[t], a[t], c[t] = blobs.centre[d], blobs.area[d], blobs.colour[d]
-        pr = np.zeros(T, bool)
-        pr[t] = True
-        pos.append(p), area.append(a), colour.append(c), present.append(pr)
+    def new_track(t, det):
+        track_pos = np.full((T, 2), np.nan)
+        track_area = np.full(T, np.nan)
+        track_colour = np.full((T, 3), np.nan)
+        track_pos[t], track_area[t], track_colour[t] = blobs.centre[det], blobs.area[det], blobs.colour[det]
+        track_present = np.zeros(T, bool)
+        track_present[t] = True
+        pos.append(track_pos)
+        area.append(track_area)
+        colour.append(track_colour)
+        present.append(track_present)
 
     for t in range(T):
-        dets = np.flatnonzero(blobs.frame == t)
-        live = [k for k in range(len(pos)) if present[k][max(t - 3, 0) : t].any()]
-        pred, ref_area, ref_col = [], [], []
-        for k in live:
-            seen = np.flatnonzero(~np.isnan(pos[k][:t, 0]))
-            last = seen[-1] if len(seen) else None
-            if last is None:
-                pred.append(np.array([np.nan, np.nan]))
+        detections = np.flatnonzero(blobs.frame == t)  # blob indices in frame t
+        # tracks seen (detected or merged) in one of the last 3 frames can still be continued
+        live_tracks = [k for k in range(len(pos)) if present[k][max(t - 3, 0) : t].any()]
+        predicted, ref_area, ref_colour = [], [], []  # per live track
+        for track in live_tracks:
+            seen_frames = np.flatnonzero(~np.isnan(pos[track][:t, 0]))
+            last_seen = seen_frames[-1] if len(seen_frames) else None
+            if last_seen is None:
+                predicted.append(np.array([np.nan, np.nan]))
             else:
-                v = (
-                    pos[k][last] - pos[k][last - 1]
-                    if last >= 1 and not np.isnan(pos[k][last - 1, 0])
+                # constant velocity from the last two positions (none if only one is known)
+                velocity = (
+                    pos[track][last_seen] - pos[track][last_seen - 1]
+                    if last_seen >= 1 and not np.isnan(pos[track][last_seen - 1, 0])
                     else 0.0
                 )
-                pred.append(pos[k][last] + v * (t - last))
-            ref_area.append(np.nanmedian(area[k][:t]) if np.isfinite(area[k][:t]).any() else np.nan)
-            ref_col.append(colour[k][last] if last is not None else np.full(3, np.nan))
-        # cost in px: distance to the prediction + colour and size mismatch
-        cost = np.full((len(live), len(dets)), np.inf)
-        for a_ in range(len(live)):
-            for b_, d in enumerate(dets):
-                if np.isnan(pred[a_][0]):
+                predicted.append(pos[track][last_seen] + velocity * (t - last_seen))
+            ref_area.append(np.nanmedian(area[track][:t]) if np.isfinite(area[track][:t]).any() else np.nan)
+            ref_colour.append(colour[track][last_seen] if last_seen is not None else np.full(3, np.nan))
+        # cost (rows: live tracks, columns: detections) in px at 64 px: distance to the prediction +
+        # colour and size mismatch (a 0.1 colour difference weighs like 4 px, a factor e in area like 8 px)
+        cost = np.full((len(live_tracks), len(detections)), np.inf)
+        for row in range(len(live_tracks)):
+            for col, det in enumerate(detections):
+                if np.isnan(predicted[row][0]):
                     continue
-                dist = np.hypot(*(blobs.centre[d] - pred[a_])) / scale
-                dcol = np.abs(blobs.colour[d] - ref_col[a_]).max()
-                darea = abs(np.log(blobs.area[d] / ref_area[a_])) if np.isfinite(ref_area[a_]) else 0.0
-                cost[a_, b_] = dist + 40.0 * dcol + 8.0 * darea
+                distance = np.hypot(*(blobs.centre[det] - predicted[row])) / scale
+                colour_diff = np.abs(blobs.colour[det] - ref_colour[row]).max()
+                log_area_ratio = (
+                    abs(np.log(blobs.area[det] / ref_area[row])) if np.isfinite(ref_area[row]) else 0.0
+                )
+                cost[row, col] = distance + 40.0 * colour_diff + 8.0 * log_area_ratio
         owner = {}  # detection -> track
         while np.isfinite(cost).any():
-            a_, b_ = np.unravel_index(np.argmin(cost), cost.shape)
-            k, d = live[a_], dets[b_]
-            owner[d] = k
-            pos[k][t], area[k][t], colour[k][t] = blobs.centre[d], blobs.area[d], blobs.colour[d]
-            present[k][t] = True
-            cost[a_, :], cost[:, b_] = np.inf, np.inf
+            row, col = np.unravel_index(np.argmin(cost), cost.shape)
+            track, det = live_tracks[row], detections[col]
+            owner[det] = track
+            pos[track][t], area[track][t], colour[track][t] = (
+                blobs.centre[det],
+                blobs.area[det],
+                blobs.colour[det],
+            )
+            present[track][t] = True
+            cost[row, :], cost[:, col] = np.inf, np.inf
         # merges: unmatched tracks within reach of a matched blob whose area ~ the sum of theirs
-        joined: dict[int, list[int]] = {}
-        for a_, k in enumerate(live):
-            if present[k][t] or np.isnan(pred[a_][0]) or not np.isfinite(ref_area[a_]):
+        merged_into: dict[int, list[int]] = {}  # detection -> rows of the unmatched tracks merged into it
+        for row, track in enumerate(live_tracks):
+            if present[track][t] or np.isnan(predicted[row][0]) or not np.isfinite(ref_area[row]):
                 continue
-            seen = np.flatnonzero(~np.isnan(pos[k][:t, 0]))
-            last = pos[k][seen[-1]]
-            reach = np.hypot(*(pred[a_] - last)) + 3.0 * scale
-            best, best_err = None, np.inf
-            for d, k2 in owner.items():
-                yx = np.argwhere(blobs.region[t] == d + 1) + 0.5  # (P, 2) pixel centres (y, x)
-                dist = min(np.hypot(*(yx[:, ::-1] - p).T).min() for p in (pred[a_], last))
-                err = abs(blobs.area[d] - ref_area[live.index(k2)] - ref_area[a_])
-                if dist <= reach and err < best_err:
-                    best, best_err = d, err
-            if best is not None:
-                joined.setdefault(best, []).append(a_)
-        for d, members in joined.items():
-            k2 = owner[d]
-            a_m = np.nanmedian(area[k2][:t]) if np.isfinite(area[k2][:t]).any() else blobs.area[d]
-            a_u = sum(ref_area[a_] for a_ in members)
-            if abs(blobs.area[d] - (a_u + a_m)) <= 0.3 * min(ref_area[a_] for a_ in members) + 0.08 * a_m:
-                for kk in [k2] + [live[a_] for a_ in members]:
-                    present[kk][t] = True
-                    pos[kk][t], area[kk][t], colour[kk][t] = np.nan, np.nan, np.nan
-        for d in dets:
-            if d not in owner:
-                new_track(t, d)
+            seen_frames = np.flatnonzero(~np.isnan(pos[track][:t, 0]))
+            last_pos = pos[track][seen_frames[-1]]
+            # a blob it merged into lies within the expected step (+ 3 px at 64 px) of its last or
+            # predicted position
+            reach = np.hypot(*(predicted[row] - last_pos)) + 3.0 * scale
+            best_det, best_area_err = None, np.inf
+            for det, owner_track in owner.items():
+                blob_yx = np.argwhere(blobs.region[t] == det + 1) + 0.5  # (P, 2) pixel centres (y, x)
+                blob_distance = min(
+                    np.hypot(*(blob_yx[:, ::-1] - point).T).min() for point in (predicted[row], last_pos)
+                )
+                area_err = abs(blobs.area[det] - ref_area[live_tracks.index(owner_track)] - ref_area[row])
+                if blob_distance <= reach and area_err < best_area_err:
+                    best_det, best_area_err = det, area_err
+            if best_det is not None:
+                merged_into.setdefault(best_det, []).append(row)
+        for det, member_rows in merged_into.items():
+            owner_track = owner[det]
+            owner_area = (
+                np.nanmedian(area[owner_track][:t])
+                if np.isfinite(area[owner_track][:t]).any()
+                else blobs.area[det]
+            )
+            members_area = sum(ref_area[row] for row in member_rows)
+            # accept the merge if the blob's area is the owner's plus the members' within 30% of the
+            # smallest member plus 8% of the owner (soft areas of touching balls overlap a little)
+            if (
+                abs(blobs.area[det] - (members_area + owner_area))
+                <= 0.3 * min(ref_area[row] for row in member_rows) + 0.08 * owner_area
+            ):
+                for merged_track in [owner_track] + [live_tracks[row] for row in member_rows]:
+                    present[merged_track][t] = True
+                    pos[merged_track][t], area[merged_track][t], colour[merged_track][t] = (
+                        np.nan,
+                        np.nan,
+                        np.nan,
+                    )
+        for det in detections:
+            if det not in owner:
+                new_track(t, det)
     if not pos:
         return np.zeros((0, T, 2)), np.zeros((0, T)), np.zeros((0, T, 3)), np.zeros((0, T), bool)
     return np.stack(pos), np.stack(area), np.stack(colour), np.stack(present)
@@ -296,125 +358,142 @@ def _motion_residuals(pos: np.ndarray, area: np.ndarray, present: np.ndarray, si
     the unexpected displacement shows (t + 1 for the triple centred at t), and the gravity estimate."""
     K, T, _ = pos.shape
     H, W = size
-    res = np.zeros((K, T))
+    residual = np.zeros((K, T))
     if K == 0:
-        return res, 0.0
-    vel = pos[:, 1:] - pos[:, :-1]  # (K, T-1, 2), interval k = frame k -> k + 1
-    acc = vel[:, 1:] - vel[:, :-1]  # (K, T-2, 2), triple centred at frame k + 1
+        return residual, 0.0
+    velocity = pos[:, 1:] - pos[:, :-1]  # (K, T-1, 2), interval k = frame k -> k + 1
+    accel = velocity[:, 1:] - velocity[:, :-1]  # (K, T-2, 2), triple centred at frame k + 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        g0 = np.nanmedian(acc[..., 1]) if np.isfinite(acc[..., 1]).any() else 0.0
-        radius = np.sqrt(np.nanmedian(area, axis=1) / np.pi)  # (K,)
+        # first gravity guess: median vertical acceleration over all triples (bounces included)
+        rough_gravity = np.nanmedian(accel[..., 1]) if np.isfinite(accel[..., 1]).any() else 0.0
+        radius = np.sqrt(np.nanmedian(area, axis=1) / np.pi)  # (K,) px, from the median soft area
     radius = np.nan_to_num(radius)
-    g0 = float(np.nan_to_num(g0))
+    rough_gravity = float(np.nan_to_num(rough_gravity))
 
     # which intervals could contain a bounce: going from p0 to the wall (or other ball) and on to p1 takes
     # at least d0 + d1 px, which must fit the local speed, read from up to 2 intervals on either side
     # (never from the suspicious interval itself, which a teleport would make huge)
-    def local(v):  # (..., T-1) px/frame -> (..., T-1) px reach per interval
-        n = v.shape[-1]
-        pad = np.full(v.shape[:-1] + (2,), np.nan)
-        vp = np.concatenate([pad, v, pad], -1)
+    def local_reach(speed):  # (..., T-1) px/frame -> (..., T-1) px reach per interval
+        n = speed.shape[-1]
+        pad = np.full(speed.shape[:-1] + (2,), np.nan)
+        padded = np.concatenate([pad, speed, pad], -1)  # interval i is padded[..., i + 2]
+        # offsets 0, 1, 3, 4 in padded = intervals i - 2, i - 1, i + 1, i + 2
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             # despike: a real fast interval has a similar speed within 2 intervals (a teleport does not)
             # (or unknown: a missing/merged neighbour gives the benefit of the doubt)
-            window = np.stack([vp[..., o : o + n] for o in (0, 1, 3, 4)])
-            inner = np.stack([vp[..., 1 : n + 1], vp[..., 3 : n + 3]])
-            cap = np.nanmax(window, 0) + abs(g0) + scale
-            cap[np.isnan(inner).any(0)] = np.inf
-            vp[..., 2 : n + 2] = np.where(v > cap, cap, v)  # NaN (missing) stays NaN
-            m = np.nanmax(np.stack([vp[..., o : o + n] for o in (0, 1, 3, 4)]), 0)
-        return np.where(np.isnan(m), v, m) + scale
+            neighbours = np.stack([padded[..., o : o + n] for o in (0, 1, 3, 4)])
+            adjacent = np.stack([padded[..., 1 : n + 1], padded[..., 3 : n + 3]])  # intervals i -/+ 1
+            speed_cap = np.nanmax(neighbours, 0) + abs(rough_gravity) + scale
+            speed_cap[np.isnan(adjacent).any(0)] = np.inf
+            padded[..., 2 : n + 2] = np.where(speed > speed_cap, speed_cap, speed)  # NaN (missing) stays NaN
+            neighbour_max = np.nanmax(np.stack([padded[..., o : o + n] for o in (0, 1, 3, 4)]), 0)
+        # no known neighbour: fall back to the interval's own speed; + scale = 1 px slack at 64 px
+        return np.where(np.isnan(neighbour_max), speed, neighbour_max) + scale
 
-    p0, p1 = pos[:, :-1], pos[:, 1:]  # (K, T-1, 2) interval endpoints
-    r = radius[:, None]
-    near = {}
-    for name, axis, dist in (
-        ("left", 0, lambda p: p[..., 0] - r),
-        ("right", 0, lambda p: W - p[..., 0] - r),
-        ("ceiling", 1, lambda p: p[..., 1] - r),
-        ("floor", 1, lambda p: H - p[..., 1] - r),
+    start, end = pos[:, :-1], pos[:, 1:]  # (K, T-1, 2) interval endpoints
+    radius_col = radius[:, None]
+    near_wall = {}  # wall -> (K, T-1) bool: a bounce off it fits in the interval
+    for wall, axis, distance_to_wall in (
+        ("left", 0, lambda p: p[..., 0] - radius_col),
+        ("right", 0, lambda p: W - p[..., 0] - radius_col),
+        ("ceiling", 1, lambda p: p[..., 1] - radius_col),
+        ("floor", 1, lambda p: H - p[..., 1] - radius_col),
     ):
-        reach = local(np.abs(vel[..., axis])) + abs(g0)  # (K, T-1)
-        near[name] = np.clip(dist(p0), 0, None) + np.clip(dist(p1), 0, None) <= reach
-    contact = np.zeros((K, T - 1), bool)
-    for i in range(K):
-        for j in range(K):
-            if i == j:
+        reach = local_reach(np.abs(velocity[..., axis])) + abs(rough_gravity)  # (K, T-1)
+        near_wall[wall] = (
+            np.clip(distance_to_wall(start), 0, None) + np.clip(distance_to_wall(end), 0, None) <= reach
+        )
+    contact = np.zeros((K, T - 1), bool)  # a collision with another ball fits in the interval
+    for ball in range(K):
+        for other in range(K):
+            if ball == other:
                 continue
-            gap0 = np.hypot(*(pos[i, :-1] - pos[j, :-1]).T) - radius[i] - radius[j]  # (T-1,) px
-            gap1 = np.hypot(*(pos[i, 1:] - pos[j, 1:]).T) - radius[i] - radius[j]
+            # gaps between the two balls' edges at the interval's start and end
+            gap_start = (
+                np.hypot(*(pos[ball, :-1] - pos[other, :-1]).T) - radius[ball] - radius[other]
+            )  # (T-1,) px
+            gap_end = np.hypot(*(pos[ball, 1:] - pos[other, 1:]).T) - radius[ball] - radius[other]
             # the closing speed is at most the sum of both speeds (frame velocities blur bounces)
-            reach = local(np.hypot(*vel[i].T)) + local(np.hypot(*vel[j].T))
-            gap0, gap1 = np.clip(gap0, 0, None), np.clip(gap1, 0, None)
-            # j merged into a blob at one endpoint (position unknown): judge by the other endpoint
-            hidden0 = present[j, :-1] & np.isnan(pos[j, :-1, 0])
-            hidden1 = present[j, 1:] & np.isnan(pos[j, 1:, 0])
-            contact[i] |= (gap0 + gap1 <= reach) | (hidden0 & (gap1 <= reach)) | (hidden1 & (gap0 <= reach))
+            reach = local_reach(np.hypot(*velocity[ball].T)) + local_reach(np.hypot(*velocity[other].T))
+            gap_start, gap_end = np.clip(gap_start, 0, None), np.clip(gap_end, 0, None)
+            # other merged into a blob at one endpoint (position unknown): judge by the other endpoint
+            other_hidden_start = present[other, :-1] & np.isnan(pos[other, :-1, 0])
+            other_hidden_end = present[other, 1:] & np.isnan(pos[other, 1:, 0])
+            contact[ball] |= (
+                (gap_start + gap_end <= reach)
+                | (other_hidden_start & (gap_end <= reach))
+                | (other_hidden_end & (gap_start <= reach))
+            )
 
-    def either(b):  # (K, T-1) per interval -> (K, T-2) per triple (intervals t-1 and t)
-        return b[:, :-1] | b[:, 1:]
+    def either_interval(per_interval):  # (K, T-1) per interval -> (K, T-2) per triple (intervals t-1 and t)
+        return per_interval[:, :-1] | per_interval[:, 1:]
 
-    free = ~(either(contact) | either(near["left"] | near["right"] | near["ceiling"] | near["floor"]))
-    ay = acc[..., 1]
+    free_flight = ~(
+        either_interval(contact)
+        | either_interval(near_wall["left"] | near_wall["right"] | near_wall["ceiling"] | near_wall["floor"])
+    )
+    accel_y = accel[..., 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        pick = ay[free & np.isfinite(ay)]
-        g = float(np.median(pick)) if pick.size else g0
-    rx, ry = acc[..., 0].copy(), ay - g  # (K, T-2)
-    tol = ACCEL_TOL * scale
+        # robust gravity: median vertical acceleration over the triples with no possible bounce
+        free_accel_y = accel_y[free_flight & np.isfinite(accel_y)]
+        gravity = float(np.median(free_accel_y)) if free_accel_y.size else rough_gravity
+    residual_x, residual_y = accel[..., 0].copy(), accel_y - gravity  # (K, T-2)
+    accel_tol = ACCEL_TOL * scale
     # excuse impulses pointing away from a reachable wall
-    rx[either(near["left"]) & (rx > -tol)] = 0.0
-    rx[either(near["right"]) & (rx < tol)] = 0.0
-    ry[either(near["floor"]) & (ry < tol)] = 0.0
-    ry[either(near["ceiling"]) & (ry > -tol)] = 0.0
-    both = either(contact)
-    rx[both], ry[both] = 0.0, 0.0
-    res[:, 2:] = np.nan_to_num(np.hypot(rx, ry))
-    return res, g
+    residual_x[either_interval(near_wall["left"]) & (residual_x > -accel_tol)] = 0.0
+    residual_x[either_interval(near_wall["right"]) & (residual_x < accel_tol)] = 0.0
+    residual_y[either_interval(near_wall["floor"]) & (residual_y < accel_tol)] = 0.0
+    residual_y[either_interval(near_wall["ceiling"]) & (residual_y > -accel_tol)] = 0.0
+    touching = either_interval(contact)
+    residual_x[touching], residual_y[touching] = 0.0, 0.0
+    residual[:, 2:] = np.nan_to_num(np.hypot(residual_x, residual_y))
+    return residual, gravity
 
 
-def _last_valid(x: np.ndarray) -> np.ndarray:
-    """x (K, T, ...) -> the latest non-NaN value strictly before each frame (NaN if none)."""
-    out = np.full_like(x, np.nan)
-    for k in range(x.shape[0]):
-        last = None
-        for t in range(x.shape[1]):
-            out[k, t] = np.nan if last is None else last
-            if not np.isnan(x[k, t]).any():
-                last = x[k, t]
-    return out
+def _last_valid(values: np.ndarray) -> np.ndarray:
+    """values (K, T, ...) -> the latest non-NaN value strictly before each frame (NaN if none)."""
+    previous = np.full_like(values, np.nan)
+    for k in range(values.shape[0]):
+        last_value = None
+        for t in range(values.shape[1]):
+            previous[k, t] = np.nan if last_value is None else last_value
+            if not np.isnan(values[k, t]).any():
+                last_value = values[k, t]
+    return previous
 
 
 def physics_report(frames: np.ndarray) -> PhysicsReport:
     """Full checker output for a clip (T, H, W, 3), uint8 or float in [0, 1]. See the module docstring."""
-    x = _as_float(frames)  # (T, H, W, 3)
-    T, H, W, _ = x.shape
-    scale = min(H, W) / 64.0
-    blobs = _segment(x)
+    clip = _as_float(frames)  # (T, H, W, 3)
+    T, H, W, _ = clip.shape
+    scale = min(H, W) / 64.0  # px tolerances are given at 64 px
+    blobs = _segment(clip)
     pos, area, colour, present = _track(blobs, T, scale)
-    per = {k: np.zeros(T) for k in TERMS}
+    per_frame = {term: np.zeros(T) for term in TERMS}
 
     counts = present.sum(0)  # (T,)
-    per["count"][1:] = np.abs(np.diff(counts))
+    per_frame["count"][1:] = np.abs(np.diff(counts))
     if len(pos):
         # compare with the previous frame's measurement; colour also across merged/missing frames (two
         # same-coloured balls may swap identities while merged, which changes size but not colour)
-        a_prev = np.concatenate([np.full((len(area), 1), np.nan), area[:, :-1]], 1)  # (K, T)
-        c_prev = _last_valid(colour)  # (K, T, 3)
+        prev_area = np.concatenate([np.full((len(area), 1), np.nan), area[:, :-1]], 1)  # (K, T)
+        prev_colour = _last_valid(colour)  # (K, T, 3)
         with np.errstate(invalid="ignore", divide="ignore"):
-            da = np.abs(area - a_prev) / np.fmax(area, a_prev)  # (K, T)
-            dc = np.abs(colour - c_prev).max(-1)  # (K, T)
-        per["area"] = np.nan_to_num(np.clip(da - AREA_TOL, 0, None)).sum(0)
-        per["colour"] = np.nan_to_num(np.clip(dc - COLOUR_TOL, 0, None)).sum(0)
-    res, g = _motion_residuals(pos, area, present, (H, W), scale)  # (K, T)
-    excess = np.clip(res - ACCEL_TOL * scale, 0, None)
-    jump = JUMP * scale
+            area_change = np.abs(area - prev_area) / np.fmax(area, prev_area)  # (K, T) relative
+            colour_change = np.abs(colour - prev_colour).max(-1)  # (K, T) max channel
+        per_frame["area"] = np.nan_to_num(np.clip(area_change - AREA_TOL, 0, None)).sum(0)
+        per_frame["colour"] = np.nan_to_num(np.clip(colour_change - COLOUR_TOL, 0, None)).sum(0)
+    residual, gravity = _motion_residuals(pos, area, present, (H, W), scale)  # (K, T)
+    excess = np.clip(residual - ACCEL_TOL * scale, 0, None)
+    jump_px = JUMP * scale
     if len(pos):
-        per["accel"] = np.minimum(excess, jump).sum(0)
-        per["jump"] = np.clip(res - jump, 0, None).sum(0)
-    per["flicker"][1:] = np.clip(np.abs(np.diff(blobs.background)) - FLICKER_TOL, 0, None)
+        # residual beyond the tolerance up to jump_px is "accel"; the part beyond jump_px is "jump"
+        per_frame["accel"] = np.minimum(excess, jump_px).sum(0)
+        per_frame["jump"] = np.clip(residual - jump_px, 0, None).sum(0)
+    per_frame["flicker"][1:] = np.clip(np.abs(np.diff(blobs.background)) - FLICKER_TOL, 0, None)
 
-    terms = {k: float(v.sum() / (T - 1)) for k, v in per.items()}
-    return PhysicsReport(float(sum(terms.values())), terms, per, counts, pos, g, colour)
+    terms = {term: float(series.sum() / (T - 1)) for term, series in per_frame.items()}
+    return PhysicsReport(float(sum(terms.values())), terms, per_frame, counts, pos, gravity, colour)

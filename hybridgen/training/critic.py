@@ -520,7 +520,7 @@ def train_critic(
         else:
             from hybridgen.models import load_vjepa2
 
-            model, _ = load_vjepa2(init)
+            model, *_ = load_vjepa2(init)
     size = model.config.crop_size
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=size, seed=seed, workers=workers)

@@ -44,7 +44,7 @@ def fit_expected_error_head(
     Args:
         sample_clips: `(generator, batch_size, window) -> (B, W, 3, H, W)` float [0, 1] plausible clips, e.g.
             `hybridgen.training.critic.ToyWorldClips` or `VideoFolderClips`.
-        steps, batch_size: optimiser steps and windows per step (each window of `critic.window` frames).
+        steps, batch_size: optimiser steps and windows per step (each window of `critic.options.window` frames).
     Returns:
         `(head, history)`: the fitted head (eval mode, no grad) and one `{"step", "loss", "mean_error"}` per step.
     """
@@ -60,10 +60,12 @@ def fit_expected_error_head(
     for step in tqdm(range(steps), desc="calibrate-critic", disable=not show_progress):
         # half the windows mirrored, as in training: the mirror option scores both views
         clips = random_mirror(
-            sample_clips(generator, batch_size, critic.window), generator
+            sample_clips(generator, batch_size, critic.options.window), generator
         )  # (B, W, 3, H, W)
         with torch.no_grad():
-            prediction, target = critic.predict(critic.preprocess(clips), critic.context)  # (B, N, D) each
+            prediction, target = critic.predict(
+                critic.preprocess(clips), critic.options.context
+            )  # (B, N, D) each
             errors = token_l1(prediction, target)  # (B, N)
         expected = head(prediction)  # (B, N), float32 whatever the critic's dtype
         loss = (errors / expected + expected.log()).mean()

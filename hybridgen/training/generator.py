@@ -237,6 +237,15 @@ def kl_divergence(posterior) -> torch.Tensor:
     return 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
 
 
+def reconstruct(vae, frames: np.ndarray) -> np.ndarray:
+    """uint8 (B, T, H, W, 3) -> the VAE's reconstruction of the mean latent, float32 (B, T, H, W, 3) in [0, 1]."""
+    with torch.no_grad():
+        x = to_model_space(frames).to(vae.dtype)  # (B, 3, T, H, W) in [-1, 1]
+        z = vae.encode(x).latent_dist.mode()
+        video = vae.decode(z).sample  # (B, 3, T, H, W)
+    return ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+
+
 def decode_unclamped(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
     """`vae.decode(z).sample` before its final clamp to [-1, 1], for training.
 

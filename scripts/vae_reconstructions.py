@@ -5,7 +5,7 @@ physics it should rank. Passing plausible clips through the generator's own VAE 
 latent) keeps their physics and gives them the generator's look; `hybridgen train-critic --data DIR --init CRITIC`
 then fine-tunes on them.
 
-    python -m hybridgen.training.reconstructions runs/vae-clips --generator toyworld --clips 2000
+    python scripts/vae_reconstructions.py runs/vae-clips --generator toyworld --clips 2000
 """
 
 from __future__ import annotations
@@ -13,25 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from hybridgen.models import load_call_defaults, load_video_pipeline
-from hybridgen.training.generator import render_clips, to_model_space
+from hybridgen.training.generator import reconstruct, render_clips
 from hybridgen.video import write_video
 
 # seeds of the rendered clips; the generator trained on 0.., the critic on 0.., its evaluations on 500_000..
 RECONSTRUCTION_SEED = 4_000_000
-
-
-def reconstruct(vae, frames: np.ndarray) -> np.ndarray:
-    """uint8 (B, T, H, W, 3) -> the VAE's reconstruction of the mean latent, float32 (B, T, H, W, 3) in [0, 1]."""
-    with torch.no_grad():
-        x = to_model_space(frames).to(vae.dtype)  # (B, 3, T, H, W) in [-1, 1]
-        z = vae.encode(x).latent_dist.mode()
-        video = vae.decode(z).sample  # (B, 3, T, H, W)
-    return ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
 
 
 def write_reconstructions(

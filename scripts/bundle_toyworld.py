@@ -1,7 +1,7 @@
 """Copy a trained toy-world model into the package, with a model card, so the name `toyworld` resolves to it.
 
-    python -m hybridgen.toyworld.bundle critic runs/toyworld-critic [--results results.json]
-    python -m hybridgen.toyworld.bundle generator runs/toyworld-generator [--results results.json]
+    python scripts/bundle_toyworld.py critic runs/toyworld-critic [--results results.json]
+    python scripts/bundle_toyworld.py generator runs/toyworld-generator [--results results.json]
 
 The card records the recipe (the training log's config), the training time, and — given the JSON written by
 `benchmarks/toyworld_critic.py` or `benchmarks/toyworld_best_of_n.py` — the measured scores.
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hybridgen.critics.error_head import ERROR_HEAD_FILE
+from hybridgen.models import WEIGHTS_DIR
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
 from hybridgen.training.critic import EVAL_SEED
 from hybridgen.training.error_head import CALIBRATION_SEED
 from hybridgen.training.state import load_state, state_exists
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 # what each role ships: files, and for the generator the diffusers component folders (not checkpoint/ or the log)
 FILES = {
     "critic": ("config.json", "model.safetensors", "critic_config.json", ERROR_HEAD_FILE),
@@ -162,8 +162,8 @@ def critic_card(run_dir: Path, results: dict | None, earlier_stages: Sequence[Pa
             "## Violation-pair accuracy watched during training",
             "",
             f"Mean over kinds, {' or '.join(map(str, pairs))} pairs per kind (seeds {EVAL_SEED:,}+), scored with the "
-            "trainer's violation-pair options at"
-            f" the time (now `QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
+            "trainer's violation-pair options"
+            f" (`QUICK_VIOLATION_SCORING`: {json.dumps(QUICK_VIOLATION_SCORING)}).",
             "",
         ]
         lines += [

@@ -12,12 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from hybridgen import CriticReport, VJEPA2Critic
-from hybridgen.video import read_video
-from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image, surprise_heatmap
+from hybridgen import VJEPA2Critic
+from hybridgen.viz import heatmap_sheet, plot_surprise_curves, save_figure, save_image
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 HEATMAP_COLUMNS = 16  # at most this many evenly spaced predicted tubelets per heatmap strip
@@ -36,40 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def critic_view(frames: np.ndarray, critic: VJEPA2Critic) -> np.ndarray:
-    """The centre square of `(T, H, W, 3)` frames that the critic's resize + centre crop keeps."""
-    height, width = frames.shape[1:3]
-    side = min(height, width, round(critic.crop_size * min(height, width) / critic.options.resize_to))
-    top, left = (height - side) // 2, (width - side) // 2
-    return frames[:, top : top + side, left : left + side]
-
-
-def predicted_tubelets(report: CriticReport) -> tuple[list[int], np.ndarray]:
-    """First critic frame of every predicted tubelet and its `(G, G)` error map, averaged over the windows that
-    predict it; sorted by frame."""
-    maps: dict[int, list[np.ndarray]] = {}
-    for start, window_errors in zip(report.window_starts, report.token_errors):
-        # window_errors: (T_target, G, G); with direction "both", forward then backward predictions
-        for offset, tubelet_errors in zip(report.target_offsets, window_errors):
-            maps.setdefault(int(start) + int(offset), []).append(tubelet_errors)
-    first_frames = sorted(maps)
-    return first_frames, np.stack([np.mean(maps[frame], axis=0) for frame in first_frames])
-
-
-def heatmap_strip(frames: np.ndarray, report: CriticReport, critic: VJEPA2Critic, title: str):
-    """Two rows: the predicted frames as the critic saw them, and the same frames with their token errors."""
-    first_frames, errors = predicted_tubelets(report)
-    shown = np.unique(np.linspace(0, len(first_frames) - 1, HEATMAP_COLUMNS).round().astype(int))
-    seen = critic_view(frames[report.frame_indices], critic)  # the clip after any fps resampling
-    predicted = seen[[first_frames[i] for i in shown]]
-    overlays = surprise_heatmap(predicted, errors[shown])
-    labels = [
-        f"{title}: predicted frames {first_frames[0]}..{first_frames[-1] + report.tubelet - 1}",
-        f"token error, {errors.min():.3f} (dark) .. {errors.max():.3f} (bright)",
-    ]
-    return contact_sheet([predicted, overlays], labels=labels, frames_per_row=len(shown))
-
-
 def main() -> int:
     args = build_parser().parse_args()
     missing = [str(path) for path in args.videos if not path.is_file()]
@@ -84,12 +48,12 @@ def main() -> int:
     # 1. Load the critic
     critic = VJEPA2Critic.from_pretrained(args.critic, torch_dtype=DTYPES[args.dtype], device=args.device)
 
-    # 2. Score every video
+    # 2. Score every video, decoding it a frame at a time into what the critic sees (resized, centre-cropped)
     clips, reports = [], []
     for path in args.videos:
-        frames, fps = read_video(path)
-        clips.append(frames)
-        reports.append(critic.score(frames, fps=fps))
+        crops, fps = critic.read_crops(path)
+        reports.append(critic.score_crops(crops, fps=fps))
+        clips.append(crops[reports[-1].frame_indices])  # the frames the critic scored
 
     # 3. Print the ranking
     ranking = sorted(range(len(reports)), key=lambda i: reports[i].surprise)
@@ -105,8 +69,8 @@ def main() -> int:
         print(f"wrote {args.plot}")
     if args.heatmap:
         for path, frames, report in zip(args.videos, clips, reports):
-            strip = heatmap_strip(frames, report, critic, title=path.name)
-            save_image(strip, args.heatmap / f"{path.stem}_heatmap.png")
+            sheet = heatmap_sheet(frames, report, title=path.name, columns=HEATMAP_COLUMNS)
+            save_image(sheet, args.heatmap / f"{path.stem}_heatmap.png")
         print(f"wrote {len(clips)} heatmap(s) to {args.heatmap}")
     return 0
 

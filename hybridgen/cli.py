@@ -190,10 +190,14 @@ def check_generate_outputs(args: argparse.Namespace) -> None:
     check_outputs_apart(outputs)
 
 
+# options whose path is a folder written into; every other output is one file
+FOLDER_OUTPUTS = ("--save-candidates", "--heatmap", "--overlay")
+
+
 def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
     """Refuse two `(option, path)` outputs that are one file (once resolved: symbolic links, `..`, relative and
     absolute spellings; or two names of one existing file: hard links), or an output inside a file output (all
-    but `--save-candidates` are files)."""
+    but FOLDER_OUTPUTS are files)."""
     resolved = [(option, path, path.resolve()) for option, path in outputs]
     for index, (option, path, real) in enumerate(resolved):
         for other_option, other, other_real in resolved[index + 1 :]:
@@ -203,7 +207,7 @@ def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
                     "other; give each output its own file."
                 )
         for file_option, file, file_real in resolved:
-            if file_option != "--save-candidates" and file_real in real.parents:
+            if file_option not in FOLDER_OUTPUTS and file_real in real.parents:
                 raise ValueError(
                     f"{option} {path} would be inside {file_option} {file}, which is written as a file: give "
                     "each output its own place."
@@ -211,64 +215,189 @@ def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
 
 
 def add_score_parser(commands) -> None:
-    """`hybridgen score VIDEO...`: rank existing videos by surprise."""
-    score = commands.add_parser("score", help="rank existing videos by how plausible their dynamics are")
-    score.add_argument("videos", nargs="+", type=Path, help="video files")
+    """`hybridgen score PATH...`: rank existing videos (files, or folders searched recursively) by surprise."""
+    score = commands.add_parser(
+        "score",
+        help="rank existing videos by how plausible their dynamics are",
+        description="Score video files, or every video in folders (searched recursively). Files that cannot be "
+        "read are reported with the reason, and the rest are scored; the exit status is 1 when some could not be.",
+    )
+    score.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="video files or folders of videos")
     score.add_argument(
         "--critic",
         default="toyworld",
         help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the bundled toy-world critic)",
     )
     score.add_argument("--json", action="store_true", help="print the reports as JSON")
+    score.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write one row per video: .jsonl (path, surprise, frames, fps, the window curve, or the error) or "
+        ".csv (path, surprise, frames, fps, error)",
+    )
     score.add_argument("--plot", type=Path, metavar="PNG", help="plot the per-window surprise curves")
+    score.add_argument(
+        "--heatmap",
+        type=Path,
+        metavar="DIR",
+        help="write one PNG per video: the predicted frames as the critic saw them, under their token errors",
+    )
+    score.add_argument(
+        "--overlay",
+        type=Path,
+        metavar="DIR",
+        help="write one MP4 per video: the frames the critic saw with their token errors over them",
+    )
     _add_scoring_options(score)
     _add_device_options(score)
 
 
+SCORE_OUTPUT_SUFFIXES = (".jsonl", ".csv")
+
+
 def run_score(args: argparse.Namespace) -> int:
     import torch
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
     from hybridgen import VJEPA2Critic
-    from hybridgen.video import PNG_SUFFIXES, check_output_path, check_video_file, read_video
+    from hybridgen.video import find_videos
 
-    for path in args.videos:  # before the critic loads
-        check_video_file(path)
-    if args.plot is not None:
-        check_output_path(args.plot, PNG_SUFFIXES)
+    # 1. Check every input and output before the critic loads
+    videos = find_videos(args.paths)
+    check_score_outputs(args, [name for _, name in videos])
+
+    # 2. Load the critic; under `accelerate launch` or `torchrun`, each process on its own device
+    on_cpu = (args.device or default_device()).startswith("cpu")
+    processes = PartialState(cpu=on_cpu)  # on the CPU, accelerate splits over gloo processes
+    device = args.device or (processes.device if processes.use_distributed else default_device())
     critic = VJEPA2Critic.from_pretrained(
         args.critic,
         torch_dtype=getattr(torch, args.dtype),
-        device=args.device or default_device(),
+        device=device,
         **{name: getattr(args, name) for name in SCORING_FLAGS if getattr(args, name) is not None},
     )
-    reports = []
-    for path in tqdm(args.videos, desc="scoring", disable=args.quiet or len(args.videos) == 1):
-        frames, fps = read_video(path)
-        try:
-            reports.append(critic.score(frames, fps=fps))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-    ranking = sorted(range(len(reports)), key=lambda i: reports[i].surprise)
+
+    # 3. Score this process's share of the videos, each as it is decoded; an unreadable one is recorded
+    rows = []
+    with processes.split_between_processes(videos) as share:
+        quiet = args.quiet or len(videos) == 1 or not processes.is_main_process
+        for path, name in tqdm(share, desc="scoring", disable=quiet):
+            rows.append(score_one_video(critic, path, name, args))
+    rows = gather_object(rows) if processes.use_distributed else rows  # every process's, in the videos' order
+
+    # 4. One process ranks, prints and writes
+    scored = [row for row in rows if "error" not in row]
+    if processes.is_main_process:
+        write_score_results(rows, scored, args)
+    failed = len(rows) - len(scored)
+    return 1 if failed else 0
+
+
+def score_one_video(critic, path: Path, name: Path, args: argparse.Namespace) -> dict:
+    """One row of `score`'s results: path, surprise, frames, fps and the window curve (or the error that stopped
+    it); the video's heatmap and overlay are written here, if asked for."""
+    try:
+        crops, fps = critic.read_crops(path)
+        report = critic.score_crops(crops, fps=fps)
+    except (ValueError, OSError) as error:
+        print(f"hybridgen score: cannot score {path}: {error}", file=sys.stderr)
+        return {"path": str(path), "error": str(error)}
+    write_pictures(args, name, crops[report.frame_indices], report, critic.options.fps or fps)
+    curve = {
+        "window_starts": report.window_starts.tolist(),
+        "window_surprise": report.window_surprise.tolist(),
+    }
+    row = {"path": str(path), "surprise": report.surprise, "frames": len(crops), "fps": fps, **curve}
+    return {**row, "report": report.to_dict()} if args.json else row
+
+
+def write_score_results(rows: list[dict], scored: list[dict], args: argparse.Namespace) -> None:
+    """The ranking (or JSON) on stdout, `--output`, `--plot`, and a summary line on stderr."""
+    ranking = sorted(scored, key=lambda row: row["surprise"])
     if args.json:
-        rows = [
-            {"path": str(args.videos[i]), "rank": rank, **reports[i].to_dict()}
-            for rank, i in enumerate(ranking)
-        ]
-        print(json.dumps(rows, indent=2))
+        print(
+            json.dumps(
+                [{"path": row["path"], "rank": rank, **row["report"]} for rank, row in enumerate(ranking)],
+                indent=2,
+            )
+        )
     else:
         print(f"{'rank':>4} {'surprise':>10}  video   (lower surprise = more plausible dynamics)")
-        for rank, i in enumerate(ranking):
-            print(f"{rank:>4} {reports[i].surprise:>10.5f}  {args.videos[i]}")
-    if args.plot:
+        for rank, row in enumerate(ranking):
+            print(f"{rank:>4} {row['surprise']:>10.5f}  {row['path']}")
+    if args.output:
+        write_score_rows([{k: v for k, v in row.items() if k != "report"} for row in rows], args.output)
+    if args.plot and scored:
         from hybridgen.viz import plot_surprise_curves, save_figure
 
-        curves = [(report.window_starts, report.window_surprise) for report in reports]
-        names = [path.name for path in args.videos]
-        labels = names if len(set(names)) == len(names) else [str(path) for path in args.videos]  # distinct
-        figure = plot_surprise_curves(curves, labels=labels, title="surprise per window")
-        save_figure(figure, args.plot)
-    return 0
+        curves = [(row["window_starts"], row["window_surprise"]) for row in scored]
+        names = [Path(row["path"]).name for row in scored]
+        labels = names if len(set(names)) == len(names) else [row["path"] for row in scored]  # distinct
+        save_figure(plot_surprise_curves(curves, labels=labels, title="surprise per window"), args.plot)
+    failed = len(rows) - len(scored)
+    summary = f"scored {len(scored)} of {len(rows)} videos" + (
+        f"; {failed} could not be read" if failed else ""
+    )
+    print(summary, file=sys.stderr)  # stdout holds only the ranking (or JSON)
+
+
+def check_score_outputs(args: argparse.Namespace, names: list[Path]) -> None:
+    """Refuse, before the critic loads, outputs that cannot be written or that collide (two videos whose
+    pictures would share a name, an output file inside a picture folder, one file named twice)."""
+    from hybridgen.video import PNG_SUFFIXES, check_directory_path, check_output_path
+
+    files = []
+    if args.output is not None:
+        files.append(("--output", check_output_path(args.output, SCORE_OUTPUT_SUFFIXES)))
+    if args.plot is not None:
+        files.append(("--plot", check_output_path(args.plot, PNG_SUFFIXES)))
+    folders = [
+        (option, path) for option, path in (("--heatmap", args.heatmap), ("--overlay", args.overlay)) if path
+    ]
+    stems = [name.with_suffix("") for name in names]  # each video's pictures are named after it
+    clashes = sorted({str(stem) for stem in stems if stems.count(stem) > 1})
+    for option, folder in folders:
+        check_directory_path(folder)
+        if clashes:
+            raise ValueError(
+                f"{option}: several videos would write {folder / clashes[0]} (videos named alike in different "
+                "folders or with different suffixes); score them in separate runs, or give one folder that holds "
+                "them."
+            )
+    check_outputs_apart(files + folders)
+
+
+def write_pictures(args: argparse.Namespace, name: Path, frames, report, fps: float) -> None:
+    """The heatmap and overlay of one video (if asked for), named after its `name` under their folders; `frames`
+    are those the critic saw, at `fps`."""
+    if args.heatmap:
+        from hybridgen.viz import heatmap_sheet, save_image
+
+        save_image(heatmap_sheet(frames, report, title=str(name)), args.heatmap / name.with_suffix(".png"))
+    if args.overlay:
+        from hybridgen.video import write_video
+        from hybridgen.viz import overlay_frames
+
+        write_video(overlay_frames(frames, report), args.overlay / name.with_suffix(".mp4"), fps=fps)
+
+
+def write_score_rows(rows: list[dict], path: Path) -> None:
+    """`rows` as JSON lines or CSV (by `path`'s suffix), written atomically."""
+    import csv
+
+    from hybridgen.video import atomic_write_path
+
+    with atomic_write_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as file:
+        if path.suffix.lower() == ".jsonl":
+            file.writelines(json.dumps(row) + "\n" for row in rows)
+        else:
+            columns = ("path", "surprise", "frames", "fps", "error")
+            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def add_train_critic_parser(commands) -> None:

@@ -28,6 +28,8 @@ __all__ = [
     "available_memory",
     "check_aspect_ratio",
     "check_directory_path",
+    "find_videos",
+    "open_video",
     "read_video",
     "resample_frames",
     "write_json_atomic",
@@ -37,6 +39,19 @@ __all__ = [
 
 RANGE_TOLERANCE = 1e-4  # float values this far outside [0, 1] are clipped instead of rejected
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold H.264
+# what a folder is searched for: video files ffmpeg reads (a file named explicitly may have any suffix)
+READABLE_VIDEO_SUFFIXES = (
+    *VIDEO_SUFFIXES,
+    ".webm",
+    ".avi",
+    ".gif",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".wmv",
+    ".flv",
+    ".3gp",
+)
 PNG_SUFFIXES = (".png",)
 H264_CRF = 18  # constant rate factor: 0 lossless .. 51 worst; 18 is visually near-lossless
 # Frames longer than this (long side / short side) are refused: no real video format comes close (32:9 ultrawide
@@ -225,7 +240,8 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
     If ``fps`` is given, frames are resampled to it by nearest-frame selection (see
     :func:`resample_frames`) and ``fps`` is returned. Frames whose size differs from the first frame's
     are rescaled to it; a rotated or mirrored video (display matrix) is shown as players show it. The source is
-    assumed to have a constant frame rate.
+    assumed to have a constant frame rate. To look at a long clip a frame at a time instead, see
+    :func:`open_video`.
 
     Hostile or absurd files are refused with a ValueError instead of exhausting memory: frames of more than
     MAX_FRAME_PIXELS or longer than MAX_ASPECT_RATIO:1 before any frame is decoded, and a clip whose float32
@@ -238,11 +254,62 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
             unknown; its frames are too large, too elongated, or too many for the memory; or ``fps`` is
             not a positive number.
     """
+    if fps is not None:
+        check_fps(fps, "fps")
+    with open_video(path) as video:
+        frames = _decode_rgb(video, budget=_decode_budget())
+        source_fps = video.fps
+    if len(frames) == 0:
+        raise ValueError(f"could not decode video {video.path}: it contains 0 frames")
+    clip = _unit_float32(frames)
+    if fps is None:
+        return clip, source_fps
+    return resample_frames(clip, source_fps, fps), float(fps)
+
+
+class OpenVideo:
+    """A video file open for decoding (see :func:`open_video`): its `path`, `fps`, and `frames()`."""
+
+    def __init__(self, path: pathlib.Path, container: Any, stream: Any):
+        self.path, self._container, self._stream = path, container, stream
+
+    @property
+    def fps(self) -> float:
+        """The stream's frame rate in frames per second (ValueError when unknown)."""
+        return _stream_fps(self._stream, self.path)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame, decoded one at a time, as uint8 (H, W, 3) at the first frame's size, turned upright as
+        its display matrix says (a phone's portrait video is stored landscape with a 90 degree rotation), as
+        players and ffmpeg show it: a physics critic must see gravity point down. The first frame's size is
+        checked as the header's was (headers can lie)."""
+        size: dict[str, int] = {}
+        for frame in self._container.decode(self._stream):
+            if not size:
+                _check_frame_size(frame.width, frame.height, self.path)
+                # read once: a stream keeps its rotation, and reading a frame's side data keeps the frame alive
+                # until the garbage collector runs (memory would grow with the clip's length)
+                matrix = _display_matrix(frame)
+            pixels = frame.to_ndarray(format="rgb24", **size)  # (H, W, 3) as stored
+            size = size or {"height": pixels.shape[0], "width": pixels.shape[1]}
+            yield _upright(pixels, matrix)
+
+
+@contextlib.contextmanager
+def open_video(path: str | os.PathLike[str]) -> Iterator[OpenVideo]:
+    """Open a video file with PyAV to decode it a frame at a time: memory stays that of one frame however long the
+    clip (:func:`read_video` holds them all).
+
+        with open_video("clip.mp4") as video:
+            for frame in video.frames():  # uint8 (H, W, 3), upright
+                ...
+
+    Frames of more than MAX_FRAME_PIXELS or longer than MAX_ASPECT_RATIO:1 are refused (ValueError) before any is
+    decoded; a file ffmpeg cannot read is a ValueError naming it, whether it fails to open or midway.
+    """
     import av  # deferred: PyAV loads the ffmpeg libraries
 
     path = check_video_file(path)
-    if fps is not None:
-        check_fps(fps, "fps")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -251,16 +318,9 @@ def read_video(path: str | os.PathLike[str], *, fps: float | None = None) -> tup
             if stream.width and stream.height:  # 0 when unknown; the first decoded frame is checked too
                 _check_frame_size(stream.width, stream.height, path)
             stream.thread_type = "AUTO"
-            frames = _decode_rgb(container, stream, path, budget=_decode_budget())
-            source_fps = _stream_fps(stream, path)
+            yield OpenVideo(path, container, stream)
     except av.FFmpegError as error:
         raise ValueError(f"could not decode video {path}: {error}") from None
-    if len(frames) == 0:
-        raise ValueError(f"could not decode video {path}: it contains 0 frames")
-    clip = _unit_float32(frames)
-    if fps is None:
-        return clip, source_fps
-    return resample_frames(clip, source_fps, fps), float(fps)
 
 
 def _check_frame_size(width: int, height: int, path: pathlib.Path) -> None:
@@ -325,6 +385,37 @@ def available_memory() -> int | None:
     return available
 
 
+def find_videos(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[pathlib.Path, pathlib.Path]]:
+    """The video files among `paths`: files as given, folders searched recursively for READABLE_VIDEO_SUFFIXES
+    (hidden files and folders skipped), in sorted order, each file once.
+
+    Returns `(file, name)` pairs: `name` is the file's path relative to the folder it was found in (its own name
+    for a file given directly), for naming what is written about it. A path that does not exist, or a folder
+    with no video in it, is an error before anything is read.
+    """
+    found: dict[pathlib.Path, tuple[pathlib.Path, pathlib.Path]] = {}  # resolved -> (as spelled, name)
+    for path in map(pathlib.Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        if not path.is_dir():
+            found.setdefault(path.resolve(), (path, pathlib.Path(path.name)))
+            continue
+        videos = sorted(
+            file
+            for file in path.rglob("*")
+            if file.suffix.lower() in READABLE_VIDEO_SUFFIXES
+            and file.is_file()
+            and not any(part.startswith(".") for part in file.relative_to(path).parts)
+        )
+        if not videos:
+            raise ValueError(
+                f"{path} holds no video files (searched for {', '.join(READABLE_VIDEO_SUFFIXES)})"
+            )
+        for file in videos:
+            found.setdefault(file.resolve(), (file, file.relative_to(path)))
+    return list(found.values())
+
+
 def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
     """Return ``path`` as a Path after checking it names an existing file, not a directory (``read_video`` calls
     it; callers about to load a model first can call it up front)."""
@@ -336,34 +427,22 @@ def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
     return path
 
 
-def _decode_rgb(container: Any, stream: Any, path: pathlib.Path, *, budget: int) -> list[np.ndarray | None]:
-    """Decode every frame of ``stream`` to uint8 (H, W, 3), all at the first frame's size, turned upright as its
-    display matrix says (a phone's portrait video is stored landscape with a 90 degree rotation), as players
-    and ffmpeg show it: a physics critic must see gravity point down.
-
-    The first frame's size is checked as the header's was (headers can lie), and decoding stops with a
-    ValueError once the frames, as the float32 clip ``read_video`` returns, would take more than ``budget``
-    bytes: a ten-minute 4K video fails after a few seconds instead of exhausting the memory.
-    """
+def _decode_rgb(video: OpenVideo, *, budget: int) -> list[np.ndarray | None]:
+    """Every frame of `video` (see `OpenVideo.frames`), stopping with a ValueError once the frames, as the float32
+    clip ``read_video`` returns, would take more than ``budget`` bytes: a ten-minute 4K video fails after a few
+    seconds instead of exhausting the memory."""
     frames: list[np.ndarray | None] = []
-    size: dict[str, int] = {}
-    frame_bytes = 0
-    for frame in container.decode(stream):
-        if not size:
-            _check_frame_size(frame.width, frame.height, path)
-            # every later frame is scaled to this size, and read_video returns them as float32
-            frame_bytes = frame.width * frame.height * 3 * np.dtype(np.float32).itemsize
-            shape = f"{frame.width}x{frame.height}"
+    for pixels in video.frames():
+        frame_bytes = pixels.size * np.dtype(np.float32).itemsize  # read_video returns them as float32
         if (len(frames) + 1) * frame_bytes > budget:
+            height, width = pixels.shape[:2]
             raise ValueError(
-                f"could not decode video {path}: its frames ({shape} pixels, {frame_bytes / 2**20:.1f} MiB "
-                f"each as float32) pass {budget / 2**30:.2f} GiB at frame {len(frames) + 1}, more than "
-                f"read_video may fill ({_budget_source()}). Cut a shorter or smaller clip first, e.g. "
-                "ffmpeg -i INPUT -t 10 -vf scale=-2:480 OUTPUT.mp4"
+                f"could not decode video {video.path}: its frames ({width}x{height} pixels, "
+                f"{frame_bytes / 2**20:.1f} MiB each as float32) pass {budget / 2**30:.2f} GiB at frame "
+                f"{len(frames) + 1}, more than read_video may fill ({_budget_source()}). Cut a shorter or "
+                "smaller clip first, e.g. ffmpeg -i INPUT -t 10 -vf scale=-2:480 OUTPUT.mp4"
             )
-        pixels = frame.to_ndarray(format="rgb24", **size)  # (H, W, 3) as stored
-        size = size or {"height": pixels.shape[0], "width": pixels.shape[1]}
-        frames.append(_upright(pixels, _display_matrix(frame)))
+        frames.append(pixels)
     return frames
 
 

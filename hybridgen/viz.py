@@ -20,7 +20,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hybridgen.video import PNG_SUFFIXES, as_frames, atomic_write_path, check_output_path, write_png_atomic
 
-__all__ = ["contact_sheet", "plot_surprise_curves", "save_figure", "save_image", "surprise_heatmap"]
+__all__ = [
+    "contact_sheet",
+    "heatmap_sheet",
+    "overlay_frames",
+    "plot_surprise_curves",
+    "save_figure",
+    "save_image",
+    "surprise_heatmap",
+    "tubelet_error_maps",
+]
 
 BACKGROUND = (255, 255, 255)
 TEXT_COLOR = (20, 20, 20)
@@ -281,6 +290,61 @@ def surprise_heatmap(
         color = colormaps[colormap](heat)[..., :3].astype(np.float32)
         overlays[step] = (1 - alpha) * clip[step * len(clip) // steps] + alpha * color
     return overlays
+
+
+def tubelet_error_maps(report: Any) -> tuple[list[int], np.ndarray]:
+    """Where a `CriticReport`'s surprise is: the first critic frame of every predicted tubelet, in order, and its
+    `(G, G)` token-error map averaged over the windows that predict it: `(first_frames, (K, G, G) errors)`."""
+    maps: dict[int, list[np.ndarray]] = {}
+    for start, window_errors in zip(report.window_starts, report.token_errors):
+        # window_errors: (T_target, G, G); with direction "both", forward then backward predictions
+        for offset, tubelet_errors in zip(report.target_offsets, window_errors):
+            maps.setdefault(int(start) + int(offset), []).append(tubelet_errors)
+    first_frames = sorted(maps)
+    return first_frames, np.stack([np.mean(maps[frame], axis=0) for frame in first_frames])
+
+
+def heatmap_sheet(frames: Any, report: Any, *, title: str = "", columns: int = 16) -> Image.Image:
+    """A picture of where and when a clip surprised the critic: up to `columns` evenly spaced predicted frames
+    above the same frames with their token errors over them (one colour scale per clip).
+
+    Args:
+        frames: the frames the critic saw, `(T_critic, H, W, 3)` (e.g. `crops[report.frame_indices]` from
+            `VJEPA2Critic.read_crops`); anything `as_frames` accepts.
+        report: the clip's `CriticReport`.
+    """
+    _check_positive_int(columns, "columns")
+    clip = as_frames(frames, name="frames")
+    first_frames, errors = tubelet_error_maps(report)
+    if first_frames[-1] >= len(clip):
+        raise ValueError(f"the report predicts frame {first_frames[-1]} but frames has {len(clip)}")
+    shown = np.unique(np.linspace(0, len(first_frames) - 1, columns).round().astype(int))
+    predicted = clip[[first_frames[i] for i in shown]]
+    labels = [
+        f"{title}{': ' if title else ''}predicted frames {first_frames[0]}..{first_frames[-1] + report.tubelet - 1}",
+        f"token error, {errors.min():.3f} (dark) .. {errors.max():.3f} (bright)",
+    ]
+    overlays = surprise_heatmap(predicted, errors[shown])
+    return contact_sheet([predicted, overlays], labels=labels, frames_per_row=len(shown))
+
+
+def overlay_frames(frames: Any, report: Any, *, alpha: float = 0.5) -> np.ndarray:
+    """Every frame the critic saw with the token errors of the tubelets that cover it over it (their mean), float32
+    `(T_critic, H, W, 3)` in [0, 1] for `write_video`; frames no window predicts (the first context) are shown
+    plain. One colour scale for the whole clip."""
+    clip = as_frames(frames, name="frames")
+    first_frames, errors = tubelet_error_maps(report)
+    if first_frames[-1] >= len(clip):
+        raise ValueError(f"the report predicts frame {first_frames[-1]} but frames has {len(clip)}")
+    maps: dict[int, list[np.ndarray]] = {}  # frame -> the maps of the tubelets that cover it
+    for first, tubelet_errors in zip(first_frames, errors):
+        for frame in range(first, min(first + report.tubelet, len(clip))):
+            maps.setdefault(frame, []).append(tubelet_errors)
+    covered = sorted(maps)
+    per_frame = np.stack([np.mean(maps[frame], axis=0) for frame in covered])
+    video = clip.copy()
+    video[covered] = surprise_heatmap(clip[covered], per_frame, alpha=alpha)
+    return video
 
 
 def _check_token_errors(token_errors: Any, num_frames: int) -> np.ndarray:

@@ -380,3 +380,18 @@ def test_critic_training_speed_smoke_run(tmp_path):
         assert len(row["rounds"]) == 2 and row["seconds_per_step"] > 0 and np.isfinite(row["loss"])
     # two steps from the same weights, data and masks: the two precisions are still close
     assert abs(results["bfloat16"]["loss"] - results["float32"]["loss"]) < 0.05
+
+
+def test_streaming_decode_measures_both_ways_in_fresh_processes(tmp_path):
+    output = tmp_path / "streaming.json"
+    result = run_script(
+        "streaming_decode.py", ["--sizes", "720p", "--lengths", "8", "--threads", "1", "--json", str(output)]
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["way"] for row in rows] == ["baseline", "whole", "streaming"]
+    baseline, whole, streaming = rows
+    assert baseline["surprise"] is None and all(row["peak_mb"] > 50 for row in rows)
+    assert streaming["surprise"] == pytest.approx(
+        whole["surprise"], rel=1e-3
+    )  # the same clip, the same critic

@@ -1,9 +1,11 @@
 """The hybridgen command line, on tiny models saved to local directories and a Hub cache."""
 
+import csv
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,11 +91,73 @@ def test_score_ranks_videos_and_plots(saved_models, tmp_path, capsys):
     assert "not DY,DX" in capsys.readouterr().err
 
 
+def test_score_takes_folders_writes_rows_and_pictures_and_reports_unreadable_files(
+    saved_models, tmp_path, capsys
+):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "videos"
+    write_video(rng.random((12, 32, 48, 3), dtype=np.float32), folder / "a.mp4")
+    write_video(rng.random((10, 40, 32, 3), dtype=np.float32), folder / "deeper" / "b.mov")
+    write_video(rng.random((10, 32, 32, 3), dtype=np.float32), folder / ".hidden" / "c.mp4")  # skipped
+    (folder / "deeper" / "broken.mp4").write_bytes(b"not a video")
+    (folder / "notes.txt").write_text("not a video either, and not looked at")
+    critic = ["--critic", str(saved_models / "critic"), "--quiet"]
+    out = tmp_path / "out"
+    argv = ["score", str(folder), "--output", str(out / "rows.jsonl"), "--heatmap", str(out / "heat")]
+    assert main([*argv, "--overlay", str(out / "overlay"), *critic]) == 1  # one file could not be scored
+    captured = capsys.readouterr()
+    assert "scored 2 of 3 videos; 1 could not be read" in captured.err
+    assert f"cannot score {folder / 'deeper' / 'broken.mp4'}: could not decode" in captured.err
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [Path(row["path"]).name for row in rows] == ["a.mp4", "b.mov", "broken.mp4"]  # sorted, recursive
+    assert rows[0]["frames"] == 12 and rows[0]["fps"] == 16 and len(rows[0]["window_surprise"]) >= 1
+    assert "could not decode" in rows[2]["error"] and "surprise" not in rows[2]
+    assert Image.open(out / "heat" / "a.png").format == "PNG"
+    assert (out / "heat" / "deeper" / "b.png").is_file()  # named as in the folder, so none collide
+    overlay, fps = read_video(out / "overlay" / "deeper" / "b.mp4")
+    assert overlay.shape == (10, 32, 32, 3) and fps == 16  # what the critic saw: 32x32 crops
+    # the same rows as CSV; files given directly keep their names; the exit status is 0 when all are scored
+    argv = ["score", str(folder / "a.mp4"), str(folder), "--output", str(out / "rows.csv"), *critic]
+    assert main(argv) == 1
+    table = list(csv.DictReader((out / "rows.csv").open()))
+    assert [row["path"] for row in table] == [
+        str(folder / "a.mp4"),
+        *(str(folder / "deeper" / f) for f in ("b.mov", "broken.mp4")),
+    ]
+    assert float(table[0]["surprise"]) == pytest.approx(rows[0]["surprise"]) and table[2]["error"]
+    assert main(["score", str(folder / "a.mp4"), *critic]) == 0
+
+
+def test_score_refuses_colliding_pictures_before_the_critic_loads(
+    saved_models, tmp_path, capsys, monkeypatch
+):
+    rng = np.random.default_rng(2)
+    first = write_video(rng.random((8, 32, 32, 3), dtype=np.float32), tmp_path / "one" / "clip.mp4")
+    second = write_video(rng.random((8, 32, 32, 3), dtype=np.float32), tmp_path / "two" / "clip.mp4")
+    monkeypatch.setattr(
+        "hybridgen.VJEPA2Critic.from_pretrained", lambda *a, **k: pytest.fail("critic loaded")
+    )
+    argv = ["score", str(first), str(second), "--heatmap", str(tmp_path / "heat"), "--quiet"]
+    assert main(argv) == 2
+    assert "several videos would write" in capsys.readouterr().err
+    argv = [
+        "score",
+        str(first),
+        "--output",
+        str(tmp_path / "heat" / "x.csv"),
+        "--heatmap",
+        str(tmp_path / "heat"),
+    ]
+    monkeypatch.undo()
+    assert (
+        main([*argv, "--critic", str(saved_models / "critic"), "--quiet"]) == 0
+    )  # a file beside the pictures
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["score", "missing.mp4", "--critic", "CRITIC"], "missing.mp4"),
-        (["score", "CORRUPT", "--critic", "CRITIC"], "could not decode"),
         (["generate", "", "-o", "x.mp4", "--generator", "GEN", "--critic", "CRITIC"], "prompt is empty"),
         (
             [
@@ -123,9 +187,10 @@ def test_score_ranks_videos_and_plots(saved_models, tmp_path, capsys):
             ["generate", "a ball", "-o", "x.mp4", "--generator", "GEN", "--fps", "0"],
             "--fps must be a positive",
         ),
-        (["score", "EMPTY", "--critic", "CRITIC"], "got a directory"),
+        (["score", "EMPTY", "--critic", "CRITIC"], "empty holds no video files"),
+        (["score", "SHORT", "--critic", "CRITIC", "--output", "rows.json"], "must end in .jsonl or .csv"),
+        (["score", "SHORT", "--critic", "CRITIC", "--heatmap", "SHORT"], "it is a file, not a directory"),
         (["score", "SHORT", "--critic", "CRITIC", "--plot", "p.jpg"], "must end in .png"),
-        (["score", "SHORT", "--critic", "CRITIC"], "short.mp4: clip has 3 frames"),
         (["score", "SHORT", "--critic", "CRITIC", "--device", "gpu"], "not a torch device"),
         (["score", "SHORT", "--critic", "/no/such/critic"], "directory '/no/such/critic' does not exist"),
     ],
@@ -238,3 +303,32 @@ def test_console_script_offline_with_hub_ids(saved_models, tmp_path):
     )
     assert missing.returncode == 2
     assert "HF_HUB_OFFLINE=1 is set" in missing.stderr
+
+
+@pytest.mark.slow
+def test_score_splits_videos_across_two_processes_and_merges_one_output(saved_models, tmp_path):
+    """`torchrun --nproc_per_node 2 -m hybridgen.cli score ...`: accelerate's PartialState gives each process
+    half the videos; one process writes the merged rows, in the videos' order, as one process would."""
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "videos"
+    for index in range(5):
+        write_video(rng.random((8 + index, 32, 32, 3), dtype=np.float32), folder / f"clip{index}.mp4")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    score = ["score", str(folder), "--critic", str(saved_models / "critic"), "--quiet", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
+    command = [*launcher, "-m", "hybridgen.cli", *score, "--output", str(tmp_path / "two.jsonl")]
+    command += ["--heatmap", str(tmp_path / "heat")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "scored 5 of 6 videos; 1 could not be read" in result.stderr, (
+        result.stderr
+    )
+    assert result.stdout.count("rank   surprise") == 1  # one ranking, from the main process
+    assert main([*score, "--output", str(tmp_path / "one.jsonl")]) == 1
+    two = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    assert [row["path"] for row in two] == [row["path"] for row in one]
+    assert [("error" in row) for row in two] == [("error" in row) for row in one]
+    for mine, theirs in zip(two, one):
+        assert mine.get("surprise", 0) == pytest.approx(theirs.get("surprise", 0), rel=1e-5)
+    assert sorted(path.name for path in (tmp_path / "heat").iterdir()) == [f"clip{i}.png" for i in range(5)]

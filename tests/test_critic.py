@@ -343,3 +343,51 @@ def test_a_critic_fills_in_its_model_defaults(critic):
         critic.with_options(window=7)
     report = critic.score(torch.rand(16, 3, 32, 32))
     assert report.options is critic.options and report.to_dict()["token_reduce"] == "mean"
+
+
+def test_score_file_decodes_a_frame_at_a_time_and_matches_score(critic, tmp_path):
+    from hybridgen.video import read_video, write_video
+
+    clip = np.random.default_rng(4).random((20, 48, 64, 3), dtype=np.float32)
+    path = write_video(clip, tmp_path / "clip.mp4", fps=10)
+    crops, fps = critic.read_crops(path)
+    assert crops.dtype == np.uint8 and crops.shape == (20, 32, 32, 3) and fps == 10
+    decoded, _ = read_video(path)
+    expected = critic.score(decoded, fps=10)
+    streamed = critic.score_file(path)
+    assert streamed.surprise == pytest.approx(expected.surprise, rel=1e-3)  # crops rounded to uint8
+    np.testing.assert_array_equal(streamed.frame_indices, expected.frame_indices)
+    resampled = critic.with_options(fps=5)
+    assert resampled.score_file(path).surprise == pytest.approx(
+        resampled.score(decoded, fps=10).surprise, rel=1e-3
+    )
+    with pytest.raises(ValueError, match=r"uint8 \(T, 32, 32, 3\) crops"):
+        critic.score_crops(crops.astype(np.float32))
+    short = write_video(clip[:3], tmp_path / "short.mp4")
+    with pytest.raises(ValueError, match=r"short\.mp4: clip has 3 frames"):
+        critic.score_file(short)
+
+
+def test_read_crops_memory_stays_flat_in_clip_length(critic, tmp_path):
+    """Decoded frames are cropped as they come: numpy's peak allocation (tracemalloc) barely grows from a 40- to
+    a 160-frame clip of 240x320 frames, where holding the frames would take 4x as much (37 MB as uint8)."""
+    import tracemalloc
+
+    from hybridgen.video import write_video
+
+    def moving_square(num_frames):
+        frames = np.zeros((num_frames, 240, 320, 3), np.uint8)
+        for t in range(num_frames):
+            frames[t, 100:140, 2 * t : 2 * t + 40] = 255
+        return frames
+
+    peaks = []
+    for num_frames in (40, 160):
+        path = write_video(moving_square(num_frames), tmp_path / f"{num_frames}.mp4")
+        tracemalloc.start()
+        crops, _ = critic.read_crops(path)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert len(crops) == num_frames
+    clip_bytes = 160 * 240 * 320 * 3
+    assert peaks[1] < 1.5 * peaks[0] and peaks[1] < clip_bytes / 2, (peaks, clip_bytes)

@@ -356,3 +356,57 @@ def test_write_png_atomic_from_array(tmp_path):
         write_png_atomic(image * 3, tmp_path / "b.png")
     with pytest.raises(ValueError, match=".png"):
         write_png_atomic(image, tmp_path / "c.jpg")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# open_video and find_videos: a frame at a time, and folders of videos
+
+
+def test_open_video_streams_the_frames_read_video_returns(tmp_path):
+    clip = np.random.default_rng(3).integers(0, 256, (9, 24, 40, 3), dtype=np.uint8)
+    path = write_video(clip, tmp_path / "clip.mp4", fps=12)
+    frames, fps = read_video(path)
+    with video.open_video(path) as opened:
+        streamed = list(opened.frames())
+        assert opened.fps == fps == 12
+    assert all(frame.dtype == np.uint8 and frame.shape == (24, 40, 3) for frame in streamed)
+    np.testing.assert_array_equal(np.stack(streamed), np.round(frames * 255).astype(np.uint8))
+
+
+def test_open_video_names_a_file_it_cannot_read(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(ValueError, match=r"could not decode video .*broken\.mp4"):
+        with video.open_video(broken) as opened:
+            list(opened.frames())
+    with pytest.raises(IsADirectoryError):
+        video.open_video(tmp_path).__enter__()
+
+
+def test_find_videos_searches_folders_and_keeps_files_as_given(tmp_path):
+    for name in (
+        "b.mp4",
+        "a.webm",
+        "sub/c.mov",
+        "sub/deeper/d.gif",
+        ".hidden/e.mp4",
+        "sub/.f.mp4",
+        "notes.txt",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    explicit = tmp_path / "notes.txt"  # named directly: taken whatever its suffix
+    found = video.find_videos([tmp_path / "b.mp4", tmp_path, explicit])
+    assert [str(name) for _, name in found] == [
+        "b.mp4",
+        "a.webm",
+        "sub/c.mov",
+        "sub/deeper/d.gif",
+        "notes.txt",
+    ]
+    assert found[0][0] == tmp_path / "b.mp4"  # found once, under the spelling given first
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        video.find_videos([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty holds no video files"):
+        video.find_videos([tmp_path / "empty"])

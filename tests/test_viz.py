@@ -119,3 +119,21 @@ def test_surprise_heatmap_shape_and_blend():
     # errors all above a vmax below the smallest of them: the top of the colormap, not the bottom
     high = surprise_heatmap(frames, errors + 0.5, vmax=0.3, alpha=1.0, colormap="gray")
     assert high.min() > 0.9
+
+
+def test_heatmap_sheet_and_overlay_show_where_the_critic_erred(critic):
+    frames = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+    report = critic.score(frames)
+    first_frames, errors = viz.tubelet_error_maps(report)
+    assert first_frames == list(range(critic.options.context, 16, critic.tubelet))  # stride 8: targets tile
+    assert errors.shape == (len(first_frames), critic.grid, critic.grid)
+    sheet = viz.heatmap_sheet(frames, report, title="noise", columns=4)
+    assert sheet.mode == "RGB" and sheet.width > sheet.height
+    overlay = viz.overlay_frames(frames, report)
+    assert overlay.shape == frames.shape
+    np.testing.assert_array_equal(
+        overlay[: critic.options.context], frames[: critic.options.context]
+    )  # no heat
+    assert not np.allclose(overlay[critic.options.context :], frames[critic.options.context :])
+    with pytest.raises(ValueError, match="predicts frame 14 but frames has 8"):
+        viz.overlay_frames(frames[:8], report)

@@ -239,6 +239,71 @@ class VJEPA2Critic:
             outputs = self.window_outputs(clips)
         return [self._report(out, idx) for out, idx in zip(outputs, frame_indices)]
 
+    def score_file(self, path: str | Path) -> CriticReport:
+        """Score a video file, decoding it a frame at a time: `score_crops(*read_crops(path))`.
+
+        Memory grows by `crop_size`^2 x 3 bytes a frame whatever the video's resolution, and time linearly with
+        its length. The report equals `score(read_video(path)[0], fps=...)` up to the rounding of the crops to
+        uint8. Unreadable files, absurd frame sizes and too few frames are a ValueError naming the file.
+        """
+        crops, fps = self.read_crops(path)
+        try:
+            return self.score_crops(crops, fps=fps)
+        except ValueError as error:  # too few frames
+            raise ValueError(f"{path}: {error}") from None
+
+    def read_crops(self, path: str | Path) -> tuple[np.ndarray, float]:
+        """What the critic sees of a video file: uint8 `(T, S, S, 3)` crops of its frames (shorter side resized
+        to `resize_to`, centre `crop_size` square), each made as its frame is decoded
+        (`hybridgen.video.open_video`), and the file's frame rate."""
+        from hybridgen.video import open_video
+
+        crops, pending = [], []
+        with open_video(path) as video:
+            for frame in video.frames():  # uint8 (H, W, 3)
+                if not crops and not pending:  # the first frame: check its size once
+                    self._check_frame_sizes([frame.shape[:2]])
+                    per_call = max(1, PREPROCESS_CHUNK_PIXELS // frame[..., 0].size)
+                pending.append(frame)
+                if len(pending) == per_call:
+                    crops.append(self._crop_uint8(pending))
+                    pending = []
+            if pending:
+                crops.append(self._crop_uint8(pending))
+            fps = video.fps
+        if not crops:
+            raise ValueError(f"could not decode video {path}: it contains 0 frames")
+        return np.concatenate(crops), fps
+
+    def score_crops(self, crops: np.ndarray, *, fps: float | None = None) -> CriticReport:
+        """Score uint8 `(T, S, S, 3)` crops as `read_crops` makes them; `fps` as in `score`."""
+        if (
+            not isinstance(crops, np.ndarray)
+            or crops.dtype != np.uint8
+            or crops.shape[1:]
+            != (
+                self.crop_size,
+                self.crop_size,
+                3,
+            )
+        ):
+            shape = getattr(crops, "shape", type(crops).__name__)
+            raise ValueError(
+                f"score_crops takes uint8 (T, {self.crop_size}, {self.crop_size}, 3) crops as read_crops makes "
+                f"them, got {shape}; score() takes clips of any size."
+            )
+        indices = self._frame_indices(len(crops), fps)
+        clip = torch.from_numpy(crops[indices]).permute(0, 3, 1, 2)  # (T, 3, S, S) uint8
+        with torch.no_grad():
+            outputs = self.window_outputs([clip], cropped=True)
+        return self._report(outputs[0], indices)
+
+    def _crop_uint8(self, frames: list[np.ndarray]) -> np.ndarray:
+        """uint8 `(n, H, W, 3)` frames -> their crops, uint8 `(n, S, S, 3)`."""
+        pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255  # (n, 3, H, W)
+        crops = self.crop_frames(pixels)
+        return (crops * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
     def surprise(self, video: torch.Tensor, *, fps: float | None = None) -> torch.Tensor:
         """Differentiable clip surprise, for guidance; the same number `score` gives the clip.
 
@@ -266,17 +331,21 @@ class VJEPA2Critic:
         scores = torch.stack([self._reduce_windows(out.token_errors) for out in outputs])
         return scores if batched else scores[0]
 
-    def window_outputs(self, clips: Sequence[torch.Tensor]) -> list[WindowOutputs]:
+    def window_outputs(self, clips: Sequence[torch.Tensor], *, cropped: bool = False) -> list[WindowOutputs]:
         """Predictions, targets and per-token errors of every window of each `(T, 3, H, W)` clip in [0, 1].
 
         Windows of all clips that share a (window, context) plan are batched together, `batch_size` at a time.
         Every clip's frame size is checked before any is preprocessed: frames longer than
         `hybridgen.video.MAX_ASPECT_RATIO`:1 are a ValueError, a crop keeping little of them a UserWarning.
+        With `cropped`, the clips are `crop_frames` output already, as uint8 `(T, 3, S, S)` in [0, 255].
         """
         plans = [self.window_plan(clip.shape[0]) for clip in clips]
         starts = [self.window_starts(clip.shape[0], window) for clip, (window, _) in zip(clips, plans)]
-        self._check_frame_sizes([tuple(clip.shape[-2:]) for clip in clips])
-        pixels = [self.preprocess(clip.unsqueeze(0))[0] for clip in clips]  # each (T, 3, S, S)
+        if cropped:
+            pixels = [self.normalize(clip.to(self.device).float() / 255) for clip in clips]
+        else:
+            self._check_frame_sizes([tuple(clip.shape[-2:]) for clip in clips])
+            pixels = [self.preprocess(clip.unsqueeze(0))[0] for clip in clips]  # each (T, 3, S, S)
         items = [(i, s) for i in range(len(clips)) for s in starts[i]]  # (clip index, window start)
         results: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         for plan in dict.fromkeys(plans):
@@ -380,29 +449,39 @@ class VJEPA2Critic:
 
     def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
         """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised on the critic's device: resize shorter
-        side, centre crop.
+        side, centre crop (`crop_frames`), then mean / std (`normalize`).
 
-        Frames are moved to the device and resized a few at a time (`PREPROCESS_CHUNK_PIXELS`), so the working
-        memory does not grow with the clip: all at once, a long clip of large frames would be copied to the
-        device whole and resized whole. Frames longer than `hybridgen.video.MAX_ASPECT_RATIO`:1 are refused
-        (ValueError) before any work.
+        Frames longer than `hybridgen.video.MAX_ASPECT_RATIO`:1 are refused (ValueError) before any work.
         """
         batch, frames, _, height, width = clips.shape
         check_aspect_ratio(height, width, name="video")
-        flat = clips.reshape(batch * frames, 3, height, width)
+        crops = self.crop_frames(clips.reshape(batch * frames, 3, height, width))
+        return self.normalize(crops).reshape(batch, frames, 3, self.crop_size, self.crop_size)
+
+    def crop_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """`(N, 3, H, W)` in [0, 1] -> `(N, 3, S, S)` float32 in [0, 1] on the critic's device: the shorter side
+        resized to `resize_to`, then the centre `crop_size` square.
+
+        Frames are moved to the device and resized a few at a time (`PREPROCESS_CHUNK_PIXELS`), so the working
+        memory does not grow with the clip: all at once, a long clip of large frames would be copied to the
+        device whole and resized whole.
+        """
+        height, width = frames.shape[-2:]
         size = self._resized_size(height, width)
         top, left = (size[0] - self.crop_size) // 2, (size[1] - self.crop_size) // 2
-        mean, std = self.image_mean.view(1, 3, 1, 1), self.image_std.view(1, 3, 1, 1)
         step = max(1, PREPROCESS_CHUNK_PIXELS // (height * width + size[0] * size[1]))
         crops = []
-        for first in range(0, max(len(flat), 1), step):  # an empty clip gives an empty result
-            chunk = flat[first : first + step].to(self.device).float()
+        for first in range(0, max(len(frames), 1), step):  # no frames give an empty result
+            chunk = frames[first : first + step].to(self.device).float()
             if size != (height, width):
                 chunk = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
-            chunk = chunk[:, :, top : top + self.crop_size, left : left + self.crop_size]
-            crops.append((chunk - mean.to(chunk.device)) / std.to(chunk.device))  # frees the resized frames
-        pixels = torch.cat(crops) if len(crops) > 1 else crops[0]
-        return pixels.reshape(batch, frames, 3, self.crop_size, self.crop_size)
+            crops.append(chunk[:, :, top : top + self.crop_size, left : left + self.crop_size].clone())
+        return torch.cat(crops) if len(crops) > 1 else crops[0]
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """`(..., 3, S, S)` in [0, 1] -> the model's input: `(crops - image_mean) / image_std`."""
+        mean, std = self.image_mean.view(3, 1, 1), self.image_std.view(3, 1, 1)
+        return (crops - mean.to(crops.device)) / std.to(crops.device)
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
         """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""

@@ -32,7 +32,7 @@ import torch
 import transformers
 from common import benchmark_parser, machine, parse_args, write_results
 
-from hybridgen import HybridPipeline, VJEPA2Critic
+from hybridgen import HybridPipeline
 from hybridgen.toyworld import TERMS, physics_report
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING
 from hybridgen.toyworld.prompts import BENCHMARK_PROMPTS, follows_prompt
@@ -135,13 +135,6 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def scoring_options(critic: VJEPA2Critic) -> dict:
-    """The critic's scoring options without its image statistics, as the model card shows them
-    (`scoring_options` of scripts/bundle_toyworld.py, which the scripts run here cannot import)."""
-    excluded = ("image_mean", "image_std")
-    return {key: value for key, value in critic.options.to_dict().items() if key not in excluded}
-
-
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -203,7 +196,7 @@ def main() -> None:
         "generator": args.generator,
         "critic": args.critic or args.generator,
         "critic_weights": weights_fingerprint(pipe.critic.model),  # which weights a name meant at the time
-        "scoring": scoring_options(pipe.critic),
+        "scoring": pipe.critic.options.to_dict(),
         "groups": len(groups),
         "first_seed": args.first_seed,
         "max_candidates": args.candidates,

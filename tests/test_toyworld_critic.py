@@ -21,7 +21,7 @@ TEST_SEED = 3_000_000
 
 
 @pytest.fixture(scope="module")
-def critic():
+def bundled_critic():
     return VJEPA2Critic.from_pretrained("toyworld", batch_size=32)
 
 
@@ -45,24 +45,24 @@ def test_toyworld_resolves_to_the_bundled_weights_offline(monkeypatch):
     assert (WEIGHTS_DIR / "critic" / "README.md").is_file()
 
 
-def test_trained_critic_separates_violations_an_untrained_one_does_not(critic):
+def test_trained_critic_separates_violations_an_untrained_one_does_not(bundled_critic):
     kinds = ["teleport", "gravity_reversal", "colour_change"]
-    critic = critic.with_options(**VIOLATION_SCORING)
+    trained = bundled_critic.with_options(**VIOLATION_SCORING)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         untrained = VJEPA2Critic(
-            VJEPA2Model(critic.model.config), options=critic.options.replace(relative=False)
+            VJEPA2Model(trained.model.config), options=trained.options.replace(relative=False)
         )
     # the untrained critic is scored the same way, relative to a head fitted to it (briefly: it errs evenly)
     clips = ToyWorldClips(pool_size=64, size=64, seed=CALIBRATION_SEED)
     head, _ = fit_expected_error_head(untrained, clips, steps=40, batch_size=8, show_progress=False)
     untrained = untrained.with_options(**VIOLATION_SCORING, expected_error_head=head)
-    trained_results = evaluate_violations(surprises(critic), kinds=kinds, num_pairs=10, seed=TEST_SEED)
+    trained_results = evaluate_violations(surprises(trained), kinds=kinds, num_pairs=10, seed=TEST_SEED)
     untrained_results = evaluate_violations(surprises(untrained), kinds=kinds, num_pairs=10, seed=TEST_SEED)
-    trained = sum(r.accuracy for r in trained_results.values()) / len(kinds)
+    trained_accuracy = sum(r.accuracy for r in trained_results.values()) / len(kinds)
     baseline = sum(r.accuracy for r in untrained_results.values()) / len(kinds)
-    assert trained >= 0.6
-    assert trained > baseline + 0.1
+    assert trained_accuracy >= 0.6
+    assert trained_accuracy > baseline + 0.1
 
 
 def test_cli_scores_with_the_toyworld_critic(tmp_path, capsys):
@@ -110,7 +110,8 @@ def test_model_card_counts_the_wall_time_of_every_resumed_run():
     )
 
 
-def test_the_bundled_expected_error_head_knows_where_the_critic_errs(critic):
+def test_the_bundled_expected_error_head_knows_where_the_critic_errs(bundled_critic):
+    critic = bundled_critic
     assert critic.expected_error_head is not None and not critic.options.relative  # shipped, off by default
     clips = torch.stack([torch.from_numpy(make_clip(seed)[0][:8]) for seed in range(16)])  # (B, 8, H, W, 3)
     clips = clips.permute(0, 1, 4, 2, 3).float() / 255  # (B, W, 3, H, W)

@@ -460,23 +460,8 @@ class VJEPA2Critic:
 
     def crop_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """`(N, 3, H, W)` in [0, 1] -> `(N, 3, S, S)` float32 in [0, 1] on the critic's device: the shorter side
-        resized to `resize_to`, then the centre `crop_size` square.
-
-        Frames are moved to the device and resized a few at a time (`PREPROCESS_CHUNK_PIXELS`), so the working
-        memory does not grow with the clip: all at once, a long clip of large frames would be copied to the
-        device whole and resized whole.
-        """
-        height, width = frames.shape[-2:]
-        size = self._resized_size(height, width)
-        top, left = (size[0] - self.crop_size) // 2, (size[1] - self.crop_size) // 2
-        step = max(1, PREPROCESS_CHUNK_PIXELS // (height * width + size[0] * size[1]))
-        crops = []
-        for first in range(0, max(len(frames), 1), step):  # no frames give an empty result
-            chunk = frames[first : first + step].to(self.device).float()
-            if size != (height, width):
-                chunk = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
-            crops.append(chunk[:, :, top : top + self.crop_size, left : left + self.crop_size].clone())
-        return torch.cat(crops) if len(crops) > 1 else crops[0]
+        resized to `resize_to`, then the centre `crop_size` square (`resize_and_crop`)."""
+        return resize_and_crop(frames, self.options.resize_to, self.crop_size, device=self.device)
 
     def normalize(self, crops: torch.Tensor) -> torch.Tensor:
         """`(..., 3, S, S)` in [0, 1] -> the model's input: `(crops - image_mean) / image_std`."""
@@ -484,11 +469,7 @@ class VJEPA2Critic:
         return (crops - mean.to(crops.device)) / std.to(crops.device)
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
-        """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""
-        scale = self.options.resize_to / min(height, width)
-        return max(self.options.resize_to, round(height * scale)), max(
-            self.options.resize_to, round(width * scale)
-        )
+        return resized_size(height, width, self.options.resize_to)
 
     def window_plan(self, num_frames: int) -> tuple[int, int]:
         """`(window, context)` for a clip of `num_frames`; shrinks both for clips shorter than a window."""
@@ -554,6 +535,35 @@ class VJEPA2Critic:
             f"VJEPA2Critic({name!r}, window={self.options.window}, context={self.options.context}, stride={self.options.stride}, "
             f"crop={self.crop_size}, aggregate={self.options.aggregate!r})"
         )
+
+
+def resized_size(height: int, width: int, resize_to: int) -> tuple[int, int]:
+    """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""
+    scale = resize_to / min(height, width)
+    return max(resize_to, round(height * scale)), max(resize_to, round(width * scale))
+
+
+def resize_and_crop(
+    frames: torch.Tensor, resize_to: int, crop: int, *, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The critic's preprocessing before normalisation: `(N, 3, H, W)` in [0, 1] -> `(N, 3, crop, crop)` float32
+    on `device`, the shorter side resized to `resize_to` (bilinear, antialiased), then the centre square.
+
+    Frames are moved to the device and resized a few at a time (`PREPROCESS_CHUNK_PIXELS`), so the working
+    memory does not grow with the clip: all at once, a long clip of large frames would be copied to the device
+    whole and resized whole.
+    """
+    height, width = frames.shape[-2:]
+    size = resized_size(height, width, resize_to)
+    top, left = (size[0] - crop) // 2, (size[1] - crop) // 2
+    step = max(1, PREPROCESS_CHUNK_PIXELS // (height * width + size[0] * size[1]))
+    crops = []
+    for first in range(0, max(len(frames), 1), step):  # no frames give an empty result
+        chunk = frames[first : first + step].to(device).float()
+        if size != (height, width):
+            chunk = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+        crops.append(chunk[:, :, top : top + crop, left : left + crop].clone())
+    return torch.cat(crops) if len(crops) > 1 else crops[0]
 
 
 def mask_ids(

@@ -53,12 +53,16 @@ SCORING_FLAGS = {
 SHIFT_EXAMPLE = " (repeatable; a negative DY as --shift=-4,0)"
 
 
-def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
-    for name, settings in SCORING_FLAGS.items():
-        settings = dict(settings)
+def _add_scoring_options(
+    parser: argparse.ArgumentParser,
+    default: str = "(default: the critic's own)",
+    names: tuple[str, ...] = tuple(SCORING_FLAGS),
+) -> None:
+    for name in names:
+        settings = dict(SCORING_FLAGS[name])
         flag = settings.pop("flag", "--" + name.replace("_", "-"))
         example = SHIFT_EXAMPLE if name == "shifts" else ""
-        help = f"{ScoringOptions.help(name)}{example} (default: the critic's own)"
+        help = f"{ScoringOptions.help(name)}{example} {default}"
         parser.add_argument(flag, dest=name, help=help, **settings)
 
 
@@ -412,7 +416,21 @@ def add_train_critic_parser(commands) -> None:
         help="start from this V-JEPA 2 checkpoint (Hub id, directory or 'toyworld'); default: random",
     )
     train.add_argument("--steps", type=count, default=2000, help="training steps (default 2000)")
-    train.add_argument("--batch-size", type=count, default=16, help="clips per step (default 16)")
+    train.add_argument(
+        "--batch-size", type=count, default=16, help="clips per step, over all processes (default 16)"
+    )
+    train.add_argument(
+        "--gradient-accumulation-steps",
+        type=count,
+        default=1,
+        help="micro-batches per step and process: the same step in less memory (default 1)",
+    )
+    train.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISIONS,
+        default="no",
+        help="bf16: forward passes under bf16 autocast (accelerate's; default: no, float32)",
+    )
     train.add_argument("--window", type=count, default=8, help="frames per training clip (default 8)")
     train.add_argument("--lr", type=positive, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument(
@@ -429,8 +447,18 @@ def add_train_critic_parser(commands) -> None:
         "--workers",
         type=natural,
         default=0,
-        help="processes rendering toy-world clips (default 0: in-process)",
+        help="processes rendering toy-world clips, or decoding a folder's videos (default 0: in-process)",
     )
+    train.add_argument(
+        "--resize-to",
+        type=count,
+        metavar="PX",
+        help="shorter-side size before the centre crop, in training and in the saved critic's scoring "
+        "(default: the --init checkpoint's, or the crop size)",
+    )
+    # how the trained critic scores by default; relative scoring waits for `calibrate-critic`
+    training_scoring = tuple(name for name in SCORING_FLAGS if name != "relative")
+    _add_scoring_options(train, "(default: the --init checkpoint's)", training_scoring)
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -448,6 +476,8 @@ def run_train_critic(args: argparse.Namespace) -> int:
         init=args.init,
         steps=args.steps,
         batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
         window=args.window,
         lr=args.lr,
         eval_every=args.eval_every,
@@ -456,10 +486,18 @@ def run_train_critic(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device or default_device(),
         workers=args.workers,
+        scoring={
+            name: getattr(args, name)
+            for name in (*SCORING_FLAGS, "resize_to")
+            if getattr(args, name, None) is not None
+        },
         resume=not args.no_resume,
         show_progress=not args.quiet,
     )
-    print(json.dumps(summary, indent=2))
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, under accelerate launch / torchrun
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -481,6 +519,9 @@ def add_calibrate_critic_parser(commands) -> None:
     calibrate.add_argument("--seed", type=int, default=0, help="seed of the head and the data (default 0)")
     calibrate.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
     calibrate.add_argument("--device", help="where the head trains (default: cuda if available, else cpu)")
+    calibrate.add_argument(
+        "--workers", type=natural, default=2, help="processes decoding a folder's videos (default 2)"
+    )
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -499,6 +540,7 @@ def run_calibrate_critic(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device or default_device(),
+        workers=args.workers,
         show_progress=not args.quiet,
     )
     print(json.dumps(summary, indent=2))

@@ -278,6 +278,11 @@ class OpenVideo:
         """The stream's frame rate in frames per second (ValueError when unknown)."""
         return _stream_fps(self._stream, self.path)
 
+    @property
+    def frame_count(self) -> int | None:
+        """The number of frames the container says the stream holds (None when it does not say)."""
+        return self._stream.frames or None
+
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame, decoded one at a time, as uint8 (H, W, 3) at the first frame's size, turned upright as
         its display matrix says (a phone's portrait video is stored landscape with a 90 degree rotation), as

@@ -19,12 +19,9 @@ from hybridgen.training.critic import (
     CriticTrainer,
     CriticTrainingConfig,
     ToyWorldClips,
-    VideoFolderClips,
     ema_momentum,
-    train_critic,
 )
 from hybridgen.training.state import load_state, save_state
-from hybridgen.video import write_video
 
 SCORING = {"window": 8, "context": 4, "stride": 2, "direction": "both", "top_fraction": 0.1}
 
@@ -246,20 +243,6 @@ def test_momentum_schedule_and_validation():
         CriticTrainingConfig(ema_start=1.1)
     with pytest.raises(ValueError, match="directions"):
         CriticTrainingConfig(directions=("sideways",))
-
-
-def test_video_folder_data(tmp_path):
-    for i in range(2):
-        write_video(torch.rand(10, 40, 40, 3).numpy(), tmp_path / f"clip{i}.mp4")
-    data = VideoFolderClips(tmp_path, size=32)
-    batch = data(torch.Generator().manual_seed(0), 3, 8)
-    assert batch.shape == (3, 8, 3, 32, 32) and 0 <= batch.min() and batch.max() <= 1
-    with pytest.raises(ValueError, match="no video"):
-        data(torch.Generator(), 1, 12)
-    with pytest.raises(FileNotFoundError):
-        VideoFolderClips(tmp_path / "missing", size=32)
-    with pytest.raises(ValueError, match="workers=2 render toy-world clips"):
-        train_critic(tmp_path / "run", data=str(tmp_path), workers=2, show_progress=False)
 
 
 @pytest.mark.slow

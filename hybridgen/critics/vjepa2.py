@@ -447,12 +447,15 @@ class VJEPA2Critic:
                 stacklevel=_outside_this_module(),
             )
 
-    def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
+    def preprocess(self, clips: torch.Tensor, *, cropped: bool = False) -> torch.Tensor:
         """`(B, T, 3, H, W)` in [0, 1] -> `(B, T, 3, S, S)` normalised on the critic's device: resize shorter
-        side, centre crop (`crop_frames`), then mean / std (`normalize`).
+        side, centre crop (`crop_frames`), then mean / std (`normalize`). With `cropped`, the clips are
+        `crop_frames` output already (`(B, T, 3, S, S)` in [0, 1]) and are only moved and normalised.
 
         Frames longer than `hybridgen.video.MAX_ASPECT_RATIO`:1 are refused (ValueError) before any work.
         """
+        if cropped:
+            return self.normalize(clips.to(self.device, torch.float32))
         batch, frames, _, height, width = clips.shape
         check_aspect_ratio(height, width, name="video")
         crops = self.crop_frames(clips.reshape(batch * frames, 3, height, width))

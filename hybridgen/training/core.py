@@ -2,7 +2,10 @@
 
     ScheduledAdamW      AdamW with transformers' `get_cosine_with_min_lr_schedule_with_warmup`: the learning rate
                         rises linearly from 0 over `warmup_steps`, then follows a cosine down to `min_lr` at
-                        `total_steps`. `update(loss)` is one step: backward, gradient clipping, AdamW, schedule.
+                        `total_steps`. `update(loss)` is one step: backward, gradient clipping, AdamW, schedule
+                        (`zero_grad` and `step` around backward passes of one's own, e.g. accumulated ones).
+    make_accelerator    the accelerate `Accelerator` the critic trains under: processes (DDP), bf16 autocast,
+                        gradient accumulation. Its main process writes logs and checkpoints; the others wait.
     ResumableTrainer    the base of `CriticTrainer` and `GeneratorTrainer`: checkpoints (`save_checkpoint` /
                         `load_checkpoint`), and `open_run`, which resumes a run's checkpoint and restores its log.
     TrainingRun         one `fit` call: the loop (`train`) with per-step log, progress bar and a checkpoint every
@@ -12,7 +15,8 @@
 
 Checkpoints are written with `save_state` (JSON + safetensors) into a folder swapped in atomically
 (`replacing_directory`). accelerate's `Accelerator.save_state` is not used: it writes the RNG states with
-`torch.save`, a pickle, and reading a pickle can run code (see `hybridgen.training.state`).
+`torch.save`, a pickle, and reading a pickle can run code (see `hybridgen.training.state`); the main process
+writes this checkpoint instead and every process reads it back.
 
 A resumed run may ask for more steps than its checkpoint was trained for: the schedule is built from the resumed
 run's settings and its state (the step reached) restored into it, so the cosine continues over the new length.
@@ -29,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
@@ -97,8 +102,16 @@ class ScheduledAdamW:
 
     def update(self, loss: torch.Tensor) -> float:
         """One optimisation step on `loss`; returns the gradient norm before clipping."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self.zero_grad()
         loss.backward()
+        return self.step()
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> float:
+        """Clip the gradients accumulated since `zero_grad`, step AdamW and the schedule; returns the gradient
+        norm before clipping."""
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -119,10 +132,37 @@ class ScheduledAdamW:
             group["lr"] = base_lr * rule(step)
 
 
-def random_mirror(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror about half of a batch of 5-D clips (width last) left-right, one draw from `generator` per clip."""
-    flip = torch.rand(len(clips), generator=generator) < 0.5
+def random_mirror(
+    clips: torch.Tensor, generator: torch.Generator, part: tuple[int, int] = (0, 1)
+) -> torch.Tensor:
+    """Mirror about half of a batch of 5-D clips (width last) left-right, one draw from `generator` per clip.
+
+    `clips` may be one process's rows `part[0]::part[1]` of a batch `part[1]` times as large: the whole batch's
+    flags are drawn (as every process does) and these rows take theirs.
+    """
+    flip = torch.rand(len(clips) * part[1], generator=generator)[part[0] :: part[1]] < 0.5
     return torch.where(flip.view(-1, 1, 1, 1, 1), clips.flip(-1), clips)
+
+
+def make_accelerator(
+    device: str | torch.device, mixed_precision: str = "no", gradient_accumulation_steps: int = 1
+) -> Accelerator:
+    """The `Accelerator` a trainer runs under: on the CPU for `device` "cpu", else on this process's GPU (one per
+    process under `accelerate launch` / `torchrun`; choose them with CUDA_VISIBLE_DEVICES)."""
+    device = torch.device(device)
+    if device.index is not None:
+        raise ValueError(
+            f"device={device}: each process trains on its own GPU (cuda:LOCAL_RANK); pick GPUs with "
+            "CUDA_VISIBLE_DEVICES and pass device='cuda'."
+        )
+    accelerator = Accelerator(
+        cpu=device.type == "cpu",
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+    )
+    if accelerator.device.type != device.type:
+        raise ValueError(f"device={device} is not available here; accelerate found {accelerator.device}.")
+    return accelerator
 
 
 def check_mixed_precision(mixed_precision: str, device: torch.device) -> None:
@@ -163,6 +203,13 @@ class ResumableTrainer(ABC):
     """
 
     resumable_changes: tuple[str, ...] = ()
+    # a trainer split across processes (the critic's, under accelerate) says which one writes files and lets the
+    # others wait for it; alone, this process does everything
+    is_main_process = True
+
+    def wait_for_everyone(self) -> None:
+        """Block until every process of the run reaches this point (nothing to wait for alone)."""
+        return None
 
     def __init__(self, config, device: str | torch.device = "cpu"):
         self.config = config
@@ -226,9 +273,11 @@ class ResumableTrainer(ABC):
         checkpoint_dir = recover_directory(output_dir / "checkpoint")
         if resume and state_exists(checkpoint_dir):
             self.load_checkpoint(checkpoint_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        restore_log(output_dir / LOG_FILE, self.history)
-        return TrainingRun(self, output_dir, checkpoint_dir, show_progress)
+        if self.is_main_process:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            restore_log(output_dir / LOG_FILE, self.history)
+        self.wait_for_everyone()
+        return TrainingRun(self, output_dir, checkpoint_dir, show_progress and self.is_main_process)
 
 
 def check_state_counts(state: dict) -> None:
@@ -257,14 +306,19 @@ class TrainingRun:
     started: float = field(default_factory=time.perf_counter)
 
     def log(self, record: dict) -> None:
-        """Stamp `record` with the seconds since the run started, add it to the history and the log file."""
+        """Stamp `record` with the seconds since the run started, add it to the history and (main process) the
+        log file."""
         record["seconds"] = round(time.perf_counter() - self.started, 2)
         self.trainer.history.append(record)
-        with (self.output_dir / LOG_FILE).open("a") as log:
-            log.write(json.dumps(record) + "\n")
+        if self.trainer.is_main_process:
+            with (self.output_dir / LOG_FILE).open("a") as log:
+                log.write(json.dumps(record) + "\n")
 
     def save_checkpoint(self) -> None:
-        self.trainer.save_checkpoint(self.checkpoint_dir)
+        """The main process writes the checkpoint; the others wait until it is in place."""
+        if self.trainer.is_main_process:
+            self.trainer.save_checkpoint(self.checkpoint_dir)
+        self.trainer.wait_for_everyone()
 
     def train(
         self,

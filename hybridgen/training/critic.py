@@ -12,13 +12,20 @@ One step, on a batch of plausible clips `x` of `window` frames:
     AdamW step, lr: linear warm-up from 0, then cosine to min_lr  # training core's ScheduledAdamW
     ema_encoder <- m * ema_encoder + (1 - m) * encoder         # m rises linearly from ema_start to ema_end
 
+Processes, precision and accumulation are accelerate's (`Accelerator`): under `accelerate launch` or `torchrun` the
+model is wrapped in DDP and each process takes its share of every batch (rows `rank::processes`, split again into
+`gradient_accumulation_steps` micro-batches); `mixed_precision="bf16"` runs the forward passes under autocast. Every
+process draws the whole batch's random numbers from the same CPU generator, so a batch, its masks and its mirrors
+are the same whatever the number of processes or micro-batches.
+
 The target-encoder momentum stays an explicit schedule, as V-JEPA 2's own code keeps it (diffusers' `EMAModel`, which
 the generator uses, has its own warm-up rule and no momentum schedule). The trainer never sees a violation: surprise
 at impossible events must emerge from learning to predict. A collapse monitor watches the spread of the target
 embeddings across samples and tokens and stops training when it vanishes. The loop, checkpoints and resume are the
 shared `ResumableTrainer`'s: the model (`save_pretrained`) and the EMA encoder in safetensors, the rest of the trainer's
 state (optimiser and schedule included) in JSON + safetensors (`hybridgen.training.state`), so that resuming never
-unpickles anything. A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`;
+unpickles anything (accelerate's `save_state` pickles its RNG and optimiser files, so the main process writes this
+checkpoint instead, and every process reads it back). A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`;
 one that asks for more steps continues on a cosine recomputed over the new length.
 """
 
@@ -31,20 +38,29 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from transformers import VJEPA2Config, VJEPA2Model
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic, mask_ids, predict_tokens, token_l1
 from hybridgen.pipelines.limits import check_finite_numbers
 from hybridgen.training.checkpoints import check_output_dir, reading_checkpoint_file
-from hybridgen.training.core import ResumableTrainer, ScheduledAdamW, TrainingStopped, random_mirror
+from hybridgen.training.core import (
+    MIXED_PRECISIONS,
+    ResumableTrainer,
+    ScheduledAdamW,
+    TrainingStopped,
+    make_accelerator,
+    random_mirror,
+)
+from hybridgen.training.folder_clips import VideoFolderClips
 
 
 def toyworld_critic_config() -> VJEPA2Config:
@@ -73,7 +89,9 @@ class CriticTrainingConfig:
     """Hyper-parameters of `train_critic`. Steps and batch are in clips of `window` frames."""
 
     steps: int = 2000
-    batch_size: int = 16
+    batch_size: int = 16  # clips per optimiser step, over all processes and micro-batches
+    gradient_accumulation_steps: int = 1  # micro-batches per step and process (less memory, the same step)
+    mixed_precision: str = "no"  # "bf16": forward passes under bf16 autocast (accelerate's)
     window: int = 8
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -112,7 +130,16 @@ class CriticTrainingConfig:
         check_finite_numbers(asdict(self), "CriticTrainingConfig")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0.")
-        for name in ("steps", "batch_size", "window", "eval_every", "checkpoint_every"):
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} must be one of {MIXED_PRECISIONS}.")
+        for name in (
+            "steps",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "window",
+            "eval_every",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
         if not 0 < self.ema_start <= self.ema_end <= 1:
@@ -125,12 +152,29 @@ class CriticTrainingConfig:
 # collapse monitor gives up; every other one changes what a step computes (`check_same_settings`)
 RESUMABLE_CHANGES = (
     "steps",
+    "gradient_accumulation_steps",  # the same step, computed in other slices
     "eval_every",
     "eval_pairs",
     "checkpoint_every",
     "collapse_threshold",
     "collapse_patience",
 )
+
+
+def check_batch_split(config: CriticTrainingConfig, accelerator: Accelerator) -> None:
+    """Refuse a batch that does not split evenly into processes x micro-batches, or an accelerator that
+    accumulates otherwise than the config says: the loss of unequal shares would not be the batch's mean."""
+    if accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
+        raise ValueError(
+            f"the accelerator accumulates {accelerator.gradient_accumulation_steps} micro-batches, the config "
+            f"{config.gradient_accumulation_steps}: make them agree."
+        )
+    shares = accelerator.num_processes * config.gradient_accumulation_steps
+    if config.batch_size % shares:
+        raise ValueError(
+            f"batch_size={config.batch_size} must split evenly into {accelerator.num_processes} process(es) x "
+            f"{config.gradient_accumulation_steps} micro-batch(es): use a multiple of {shares}."
+        )
 
 
 class CollapseError(TrainingStopped):
@@ -160,16 +204,51 @@ def embedding_spread(features: torch.Tensor) -> float:
     return float(features.reshape(-1, features.shape[-1]).float().std(dim=0).mean())
 
 
+class JEPAObjective(torch.nn.Module):
+    """The trained model and its loss on one micro-batch, as one module: DDP syncs the gradients of what runs in
+    a wrapped module's `forward`, and the critic's encoder and predictor are called apart."""
+
+    def __init__(self, model: VJEPA2Model, config: CriticTrainingConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(
+        self, pixels: torch.Tensor, target: torch.Tensor, contexts: list[tuple[str, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`pixels` `(b, W, 3, S, S)` normalised, `target` `(b, N, D)` layer-normed EMA features, `contexts`
+        `(direction, context tubelets)` pairs -> `(loss, the last direction's prediction)`."""
+        tubelet = self.model.config.tubelet_size
+        grid = self.model.config.crop_size // self.model.config.patch_size
+        tubelets = pixels.shape[1] // tubelet
+        loss = torch.zeros((), device=pixels.device)
+        for direction, k in contexts:
+            context_ids, target_ids = mask_ids(
+                direction, k * grid * grid, tubelets * grid * grid, pixels.device
+            )
+            frames = pixels[:, : k * tubelet] if direction == "forward" else pixels[:, -k * tubelet :]
+            context = self.model.encoder(pixel_values_videos=frames).last_hidden_state  # (b, N_ctx, D)
+            prediction = predict_tokens(self.model.predictor, context, context_ids, target_ids)
+            errors = token_l1(prediction, target[:, target_ids])  # (b, N_target)
+            loss = loss + hard_token_loss(errors, self.config) / len(contexts)
+        return loss, prediction
+
+
 class CriticTrainer(ResumableTrainer):
     """Trains `model` (encoder + predictor) against an EMA copy of its encoder.
 
     Args:
         model: a `VJEPA2Model` (random or pretrained); trained in place.
-        sample_clips: `(generator, batch_size, window) -> (B, W, 3, H, W)` float [0, 1] plausible clips.
+        sample_clips: `(generator, batch_size, window, part) -> (b, W, 3, H, W)` float [0, 1] plausible clips, the
+            rows `part[0]::part[1]` of a batch of `batch_size` (`ToyWorldClips`, `VideoFolderClips`); clips
+            whose `cropped` attribute is true are the critic's crops already and are only normalised.
         config: hyper-parameters.
-        evaluate: optional `(critic) -> dict` called every `eval_every` steps with the exported critic.
-        device: where the model, its EMA target and the batches live ("cpu", "cuda", ...); clips are sampled
-            on the CPU and moved there, masks and seeds stay on the CPU generator (same seed, same masks).
+        evaluate: optional `(critic) -> dict` called every `eval_every` steps with the exported critic (on the
+            main process).
+        device: where the model trains when no `accelerator` is given: "cpu", or "cuda" (each process on its
+            own GPU). Clips are sampled on the CPU and moved there; masks and seeds stay on the CPU generator
+            (same seed, same masks).
+        accelerator: the `accelerate.Accelerator` to train with (default: one for `device`, the config's
+            mixed precision and gradient accumulation).
     """
 
     resumable_changes = RESUMABLE_CHANGES
@@ -177,61 +256,92 @@ class CriticTrainer(ResumableTrainer):
     def __init__(
         self,
         model: VJEPA2Model,
-        sample_clips: Callable[[torch.Generator, int, int], torch.Tensor],
+        sample_clips: Callable[..., torch.Tensor],
         config: CriticTrainingConfig,
         evaluate: Callable[[VJEPA2Critic], dict] | None = None,
         device: str | torch.device = "cpu",
+        accelerator: Accelerator | None = None,
     ):
         if config.window % model.config.tubelet_size or config.window < 2 * model.config.tubelet_size:
             raise ValueError(
                 f"window={config.window} must be a multiple of the tubelet size {model.config.tubelet_size} "
                 "and hold at least two tubelets."
             )
-        super().__init__(config, device)
+        accelerator = accelerator or make_accelerator(
+            device, config.mixed_precision, config.gradient_accumulation_steps
+        )
+        check_batch_split(config, accelerator)
+        super().__init__(config, accelerator.device)
+        self.accelerator = accelerator
+        self.part = (accelerator.process_index, accelerator.num_processes)
         model = model.to(self.device)
         # the critic only preprocesses here (it freezes the model it wraps, so it comes first)
         self.preprocessor = VJEPA2Critic(model, **_preprocessing(config.scoring))
         self.model = model.train().requires_grad_(True)
         self.target_encoder = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        self.objective = accelerator.prepare_model(JEPAObjective(self.model, config))
         self.sample_clips = sample_clips
         self.evaluate = evaluate
         self.optimizer = ScheduledAdamW.from_config(self.model.parameters(), config)
         self.step = 0
         self.low_spread_steps = 0  # consecutive steps with the target spread under the collapse threshold
 
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def wait_for_everyone(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def machine(self) -> dict:
+        return {
+            **super().machine(),
+            "processes": self.accelerator.num_processes,
+            "mixed_precision": self.config.mixed_precision,
+        }
+
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
         config, tubelet = self.config, self.model.config.tubelet_size
-        grid = self.preprocessor.grid
-        tubelets = config.window // tubelet
-        clips = self.sample_clips(self.generator, config.batch_size, config.window)  # (B, W, 3, H, W)
-        clips = random_mirror(clips, self.generator).to(self.device)
-        pixels = self.preprocessor.preprocess(clips)  # (B, W, 3, S, S)
+        # 1. this process's share of the batch, and the step's masks: drawn for the whole batch in every process
+        clips = self.sample_clips(
+            self.generator, config.batch_size, config.window, self.part
+        )  # (b, W, 3, H, W)
+        clips = random_mirror(clips, self.generator, self.part)
+        contexts = [
+            (direction, int(torch.randint(1, config.window // tubelet, (1,), generator=self.generator)))
+            for direction in config.directions
+        ]
+        cropped = getattr(self.sample_clips, "cropped", False)
+        pixels = self.preprocessor.preprocess(clips, cropped=cropped)  # (b, W, 3, S, S)
 
-        with torch.no_grad():
-            target = self.target_encoder(pixel_values_videos=pixels).last_hidden_state  # (B, N, D)
-            target = F.layer_norm(target, (target.shape[-1],))
-        loss = torch.zeros((), device=self.device)
-        for direction in config.directions:
-            k = int(torch.randint(1, tubelets, (1,), generator=self.generator))  # context tubelets
-            context_ids, target_ids = mask_ids(
-                direction, k * grid * grid, tubelets * grid * grid, self.device
-            )
-            frames = pixels[:, : k * tubelet] if direction == "forward" else pixels[:, -k * tubelet :]
-            context = self.model.encoder(pixel_values_videos=frames).last_hidden_state  # (B, N_ctx, D)
-            prediction = predict_tokens(self.model.predictor, context, context_ids, target_ids)
-            errors = token_l1(prediction, target[:, target_ids])  # (B, N_target)
-            loss = loss + hard_token_loss(errors, config) / len(config.directions)
-
+        # 2. gradients, micro-batch by micro-batch (accelerate syncs them across processes on the last)
         lr = self.optimizer.lr
-        self.optimizer.update(loss)
+        self.optimizer.zero_grad()
+        losses, spreads = [], []
+        for chunk in pixels.chunk(config.gradient_accumulation_steps):
+            with torch.no_grad(), self.accelerator.autocast():
+                target = self.target_encoder(pixel_values_videos=chunk).last_hidden_state.float()  # (c, N, D)
+            target = F.layer_norm(target, (target.shape[-1],))
+            with self.accelerator.accumulate(self.objective):  # the prepared objective runs under autocast
+                loss, prediction = self.objective(chunk, target, contexts)
+                self.accelerator.backward(loss)  # divided by the micro-batches
+            losses.append(loss.detach().float())
+            spreads.append(embedding_spread(target))
+        self.optimizer.step()
+
+        # 3. the target encoder follows; the logged numbers are the whole batch's (the same in every process, so
+        # that the collapse monitor stops them all at once)
         momentum = ema_momentum(self.step, config)
         self.update_target_encoder(momentum)
         self.step += 1
+        loss, spread = self.accelerator.reduce(
+            torch.stack([torch.stack(losses).mean(), torch.tensor(spreads).mean()]).to(self.device), "mean"
+        ).tolist()
         return {
             "step": self.step,
-            "loss": float(loss.detach()),
-            "spread": embedding_spread(target),
+            "loss": loss,
+            "spread": spread,
             "prediction_spread": embedding_spread(prediction.detach()),
             "lr": lr,
             "ema": momentum,
@@ -249,7 +359,7 @@ class CriticTrainer(ResumableTrainer):
         collapsing = record["spread"] < self.config.collapse_threshold
         self.low_spread_steps = self.low_spread_steps + 1 if collapsing else 0
         due = self.step % self.config.eval_every == 0 or self.step == self.config.steps
-        if self.evaluate is not None and due:
+        if self.evaluate is not None and due and self.is_main_process:
             record["eval"] = self.evaluate(self.export_critic())
         return record
 
@@ -322,10 +432,12 @@ class CriticTrainer(ResumableTrainer):
             postfix=("loss", "spread"),
             check=self._stop_if_collapsed,
         )
-        # 3. the last checkpoint, then the critic to ship
+        # 3. the last checkpoint, then the critic to ship (written by the main process)
         run.save_checkpoint()
         critic = self.export_critic()
-        critic.save_pretrained(run.output_dir)
+        if self.is_main_process:
+            critic.save_pretrained(run.output_dir)
+        self.wait_for_everyone()
         return critic
 
 
@@ -342,7 +454,7 @@ def _render_clip(seed: int, num_frames: int, size: int) -> np.ndarray:
 
 
 class ToyWorldClips:
-    """An ever-refreshed pool of plausible toy-world clips, sampled as random windows.
+    """An ever-refreshed pool of plausible toy-world clips, sampled as random windows of whole frames.
 
     Args:
         pool_size: clips held in memory; `refresh` of them are replaced by new renders at every call.
@@ -355,6 +467,8 @@ class ToyWorldClips:
             not the batches of `workers=0`. Worth it when the model is fast (a GPU): rendering takes ~8 ms per
             clip on one CPU core.
     """
+
+    cropped = False  # whole frames: the trainer resizes and crops them as the critic does
 
     def __init__(
         self,
@@ -429,45 +543,25 @@ class ToyWorldClips:
             self._executor.shutdown(cancel_futures=True)
             self._executor, self._pending = None, []
 
-    def __call__(self, generator: torch.Generator, batch_size: int, window: int) -> torch.Tensor:
+    def __call__(
+        self,
+        generator: torch.Generator,
+        batch_size: int,
+        window: int,
+        part: tuple[int, int] = (0, 1),
+    ) -> torch.Tensor:
+        """The rows `part[0]::part[1]` (one process's share) of a batch of `batch_size` windows, drawn from
+        `generator` (the whole batch's draws, so that every process draws alike)."""
         if window > self.num_frames:
             raise ValueError(f"window={window} is longer than the rendered clips ({self.num_frames} frames).")
         self._refresh(torch.randint(len(self.pool), (self.refresh,), generator=generator).tolist())
         picks = torch.randint(len(self.pool), (batch_size,), generator=generator).tolist()
         starts = torch.randint(self.num_frames - window + 1, (batch_size,), generator=generator).tolist()
-        clips = np.stack([self.pool[i, s : s + window] for i, s in zip(picks, starts)])  # (B, W, H, W, 3)
+        rows = slice(part[0], None, part[1])
+        clips = np.stack(
+            [self.pool[i, s : s + window] for i, s in zip(picks[rows], starts[rows])]
+        )  # (b, W, H, W, 3)
         return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 255  # (B, W, 3, H, W)
-
-
-class VideoFolderClips:
-    """Random windows of the videos in a folder (any format `read_video` decodes), resized to `size`."""
-
-    EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v")
-
-    def __init__(self, folder: str | Path, size: int):
-        from hybridgen.video import read_video
-
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"training data folder not found: {folder}")
-        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in self.EXTENSIONS)
-        if not paths:
-            raise ValueError(f"no videos ({', '.join(self.EXTENSIONS)}) in {folder}.")
-        self.clips = []
-        for path in paths:
-            frames = torch.from_numpy(read_video(path)[0]).permute(0, 3, 1, 2)  # (T, 3, H, W)
-            self.clips.append(F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True))
-
-    def __call__(self, generator: torch.Generator, batch_size: int, window: int) -> torch.Tensor:
-        usable = [clip for clip in self.clips if clip.shape[0] >= window]
-        if not usable:
-            raise ValueError(f"no video in the folder has {window} frames.")
-        picks = torch.randint(len(usable), (batch_size,), generator=generator).tolist()
-        batch = []
-        for i in picks:
-            start = int(torch.randint(usable[i].shape[0] - window + 1, (1,), generator=generator))
-            batch.append(usable[i][start : start + window])
-        return torch.stack(batch)  # (B, W, 3, H, W)
 
 
 # ---------------------------------------------------------------------- entry point
@@ -478,6 +572,8 @@ def train_critic(
     init: str | None = None,
     steps: int = 2000,
     batch_size: int = 16,
+    gradient_accumulation_steps: int = 1,
+    mixed_precision: str = "no",
     window: int = 8,
     lr: float = 1e-3,
     eval_every: int = 250,
@@ -486,24 +582,36 @@ def train_critic(
     seed: int = 0,
     device: str = "cpu",
     workers: int = 0,
+    scoring: dict | None = None,
     resume: bool = True,
     show_progress: bool = True,
 ) -> dict:
     """Train a critic on `data` ("toyworld" or a folder of videos) and save it to `output_dir`.
 
-    Starts from `init` (a V-JEPA 2 checkpoint) or from random weights of `toyworld_critic_config()`. On the toy
-    world, every `eval_every` steps the exported critic is scored with `QUICK_VIOLATION_SCORING` on `eval_pairs`
-    violation pairs per kind (never trained on). `device` is where the model trains; `workers` render toy-world
-    clips in background processes (see `ToyWorldClips`). An `output_dir` that is a file is refused before any
+    Starts from `init` (a V-JEPA 2 checkpoint: Hub id, directory or "toyworld") or from random weights of
+    `toyworld_critic_config()`. A fine-tuned critic keeps its starting checkpoint's scoring options and
+    preprocessing (resize, crop, mean and std, frame rate), trains on what that preprocessing makes of the data, and
+    is saved with them; `scoring` changes some (names of `ScoringOptions`). The checkpoint's expected-error head
+    fits the old features only, so it is dropped (relative scoring off until `calibrate-critic` fits a new one).
+
+    `data`: the toy world, rendered on the fly (`workers` render processes; every `eval_every` steps the exported
+    critic is scored with `QUICK_VIOLATION_SCORING` on `eval_pairs` violation pairs per kind, never trained on), or
+    a folder of videos streamed from disk (`VideoFolderClips`, `workers` decoding processes). `device`,
+    `mixed_precision` ("no", "bf16") and `gradient_accumulation_steps` set up the accelerate `Accelerator`; run
+    under `accelerate launch` or `torchrun` to train on several processes. Settings that cannot work (an
+    `output_dir` that is a file, a batch that does not split into processes x micro-batches) are refused before any
     clip is rendered. Returns a summary: steps, final loss, wall time, last evaluation.
     """
+    from hybridgen.critics.options import ScoringOptions
     from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize
 
+    # 1. check the settings before any work
     check_output_dir(output_dir)
-
     config = CriticTrainingConfig(
         steps=steps,
         batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        mixed_precision=mixed_precision,
         window=window,
         lr=lr,
         eval_every=eval_every,
@@ -513,23 +621,35 @@ def train_critic(
         init=None if init is None else str(init),  # recorded as text (a Path is not JSON)
         data=str(data),
     )
+    if scoring:
+        ScoringOptions().replace(**scoring)  # an unknown name fails here, before any work
+    accelerator = make_accelerator(device, mixed_precision, gradient_accumulation_steps)
+    check_batch_split(config, accelerator)
+
+    # 2. the model, and the scoring options it is trained for and saved with
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         if init is None:
-            model = VJEPA2Model(toyworld_critic_config())
+            model, options = VJEPA2Model(toyworld_critic_config()), dict(config.scoring)
         else:
-            from hybridgen.models import load_vjepa2
-
-            model, *_ = load_vjepa2(init)
+            model, options = _init_model(init)
+    if scoring:
+        options = ScoringOptions.from_dict(options).replace(**scoring).to_dict()
+    config = replace(config, scoring=options)
     size = model.config.crop_size
+
+    # 3. the clips
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=size, seed=seed, workers=workers)
-    elif workers:
-        raise ValueError(
-            f"workers={workers} render toy-world clips; a video folder ({data}) is read in-process."
-        )
     else:
-        sample_clips = VideoFolderClips(data, size)
+        sample_clips = VideoFolderClips(
+            data,
+            resize_to=options.get("resize_to") or size,
+            crop_size=size,
+            fps=options.get("fps"),
+            seed=seed,
+            workers=workers,
+        )
 
     def evaluate(critic: VJEPA2Critic) -> dict:
         critic = critic.with_options(**QUICK_VIOLATION_SCORING)
@@ -540,25 +660,44 @@ def train_critic(
         results = evaluate_violations(surprise, num_pairs=eval_pairs, seed=EVAL_SEED, size=size)
         return {kind: round(row["accuracy"], 3) for kind, row in summarize(results).items()}
 
+    # 4. train
     trainer = CriticTrainer(
-        model, sample_clips, config, evaluate if data == "toyworld" else None, device=device
+        model,
+        sample_clips,
+        config,
+        evaluate if data == "toyworld" else None,
+        accelerator=accelerator,
     )
     started = time.perf_counter()
     try:
         trainer.fit(output_dir, resume=resume, show_progress=show_progress)
     finally:
-        if isinstance(sample_clips, ToyWorldClips):
-            sample_clips.close()
+        sample_clips.close()
     last = trainer.history[-1]
     evaluations = [record["eval"] for record in trainer.history if "eval" in record]
     return {
         "output": str(output_dir),
         "steps": trainer.step,
+        "processes": accelerator.num_processes,
         "final_loss": last["loss"],
         "final_spread": last["spread"],
         "seconds_this_run": round(time.perf_counter() - started, 1),
         "last_evaluation": evaluations[-1] if evaluations else None,
     }
+
+
+def _init_model(init: str) -> tuple[VJEPA2Model, dict]:
+    """The starting checkpoint's model and scoring options (as a dict), its expected-error head dropped."""
+    from hybridgen.models import load_vjepa2
+
+    model, options, head = load_vjepa2(init)
+    if options.relative:
+        warnings.warn(
+            f"{init} scores relative to its expected-error head, which does not fit a fine-tuned critic: the "
+            "fine-tuned one scores raw errors (relative=False) until `hybridgen calibrate-critic` fits a new head.",
+            stacklevel=3,
+        )
+    return model, options.replace(relative=False).to_dict()
 
 
 # seeds of the pairs watched during training; benchmarks and tuning use other ranges

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from hybridgen.critics.error_head import ExpectedErrorHead
 from hybridgen.critics.vjepa2 import VJEPA2Critic, token_l1
 from hybridgen.training.core import random_mirror
-from hybridgen.training.critic import ToyWorldClips, VideoFolderClips
+from hybridgen.training.critic import ToyWorldClips
+from hybridgen.training.folder_clips import VideoFolderClips
 
 # seeds of the toy-world clips the head is fitted on: apart from the critic's training clips (0 up) and from
 # every violation-pair range (500,000 / 1,000,000 / 2,000,000 up)
@@ -43,7 +44,8 @@ def fit_expected_error_head(
 
     Args:
         sample_clips: `(generator, batch_size, window) -> (B, W, 3, H, W)` float [0, 1] plausible clips, e.g.
-            `hybridgen.training.critic.ToyWorldClips` or `VideoFolderClips`.
+            `hybridgen.training.critic.ToyWorldClips` or `hybridgen.training.folder_clips.VideoFolderClips`
+            (whose `cropped` clips are only normalised).
         steps, batch_size: optimiser steps and windows per step (each window of `critic.options.window` frames).
     Returns:
         `(head, history)`: the fitted head (eval mode, no grad) and one `{"step", "loss", "mean_error"}` per step.
@@ -63,9 +65,8 @@ def fit_expected_error_head(
             sample_clips(generator, batch_size, critic.options.window), generator
         )  # (B, W, 3, H, W)
         with torch.no_grad():
-            prediction, target = critic.predict(
-                critic.preprocess(clips), critic.options.context
-            )  # (B, N, D) each
+            pixels = critic.preprocess(clips, cropped=getattr(sample_clips, "cropped", False))
+            prediction, target = critic.predict(pixels, critic.options.context)  # (B, N, D) each
             errors = token_l1(prediction, target)  # (B, N)
         expected = head(prediction)  # (B, N), float32 whatever the critic's dtype
         loss = (errors / expected + expected.log()).mean()
@@ -85,19 +86,31 @@ def calibrate_critic(
     batch_size: int = 32,
     seed: int = 0,
     device: str = "cpu",
+    workers: int = 2,
     show_progress: bool = True,
 ) -> dict:
     """Load `critic_id` (bundled name, directory or Hub id), fit its expected-error head on `data` ("toyworld"
-    or a folder of videos) and save the critic with the head to `output_dir`. Returns a summary."""
+    or a folder of videos, streamed by `workers` decoding processes) and save the critic with the head to
+    `output_dir`. Returns a summary."""
     critic = VJEPA2Critic.from_pretrained(critic_id, device=device)
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=critic.crop_size, seed=CALIBRATION_SEED + seed)
     else:
-        sample_clips = VideoFolderClips(data, critic.crop_size)
+        sample_clips = VideoFolderClips(
+            data,
+            resize_to=critic.options.resize_to,
+            crop_size=critic.crop_size,
+            fps=critic.options.fps,
+            seed=CALIBRATION_SEED + seed,
+            workers=workers,
+        )
     started = time.perf_counter()
-    head, history = fit_expected_error_head(
-        critic, sample_clips, steps=steps, batch_size=batch_size, seed=seed, show_progress=show_progress
-    )
+    try:
+        head, history = fit_expected_error_head(
+            critic, sample_clips, steps=steps, batch_size=batch_size, seed=seed, show_progress=show_progress
+        )
+    finally:
+        sample_clips.close()
     critic.with_options(expected_error_head=head).save_pretrained(output_dir)
     last = history[-max(1, len(history) // 10) :]
     return {

@@ -16,6 +16,7 @@ from hybridgen import VJEPA2Critic
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.training.critic import CriticTrainer, CriticTrainingConfig, train_critic
+from hybridgen.training.error_head import calibrate_critic
 from hybridgen.training.folder_clips import VideoFolderClips
 from hybridgen.video import read_video, write_video
 
@@ -118,6 +119,17 @@ def test_bad_folders_and_windows_are_refused(tmp_path, folder):
         VideoFolderClips(folder, resize_to=32, crop_size=32, workers=-1)
 
 
+@pytest.mark.filterwarnings("ignore:.*relative=False")
+def test_training_on_a_folder_it_cannot_use_is_refused_before_any_step(tmp_path, folder, checkpoint):
+    with pytest.raises(FileNotFoundError, match="'toyworld' or a folder of videos"):
+        train_critic(tmp_path / "a", data=str(tmp_path / "missing"), init=str(checkpoint), steps=1)
+    with pytest.raises(FileNotFoundError, match="'toyworld' or a folder of videos"):
+        calibrate_critic(str(checkpoint), tmp_path / "b", data=str(tmp_path / "missing"), steps=1)
+    with pytest.raises(ValueError, match="no video in the folder has 20 frames.*shorter --window"):
+        train_critic(tmp_path / "c", data=str(folder), init=str(checkpoint), steps=1, window=20, workers=0)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny critic that resizes to 40 before its 32 px crop, scores with its own options and has a head."""
@@ -198,24 +210,26 @@ def test_accumulated_micro_batches_train_the_same_steps(folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_train_what_one_does(folder, checkpoint, tmp_path):
-    """torchrun with two CPU processes (gloo): each takes half of every batch; the result is one process's."""
+def test_two_processes_train_and_resume_as_one_does(folder, checkpoint, tmp_path):
+    """torchrun with two CPU processes (gloo): each takes half of every batch, and a run resumed for a third step
+    ends with the weights of one process doing the same."""
     command = [
         "hybridgen.cli", "train-critic", "OUT", "--data", str(folder), "--init", str(checkpoint),
-        "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2", "--device", "cpu", "--quiet",
+        "--batch-size", "4", "--checkpoint-every", "2", "--device", "cpu", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
-    def run(prefix, output):
-        args = [*prefix, *(str(output) if part == "OUT" else part for part in command)]
+    def run(prefix, output, steps):
+        args = [*prefix, *(str(output) if part == "OUT" else part for part in command), "--steps", str(steps)]
         done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        return done
+        return json.loads(done.stdout[done.stdout.index("{") :])
 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", "-m"]
-    two = run(torchrun, tmp_path / "two")
-    assert json.loads(two.stdout[two.stdout.index("{") :])["processes"] == 2
-    run([sys.executable, "-m"], tmp_path / "one")
+    assert run(torchrun, tmp_path / "two", steps=2)["processes"] == 2
+    assert run(torchrun, tmp_path / "two", steps=3)["resumed_from"] == 2
+    for steps, resumed_from in ((2, 0), (3, 2)):
+        assert run([sys.executable, "-m"], tmp_path / "one", steps=steps)["resumed_from"] == resumed_from
     one_weights = load_file(str(tmp_path / "one" / "model.safetensors"))
     two_weights = load_file(str(tmp_path / "two" / "model.safetensors"))
     for name, tensor in one_weights.items():

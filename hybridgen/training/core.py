@@ -273,6 +273,7 @@ class ResumableTrainer(ABC):
         checkpoint_dir = recover_directory(output_dir / "checkpoint")
         if resume and state_exists(checkpoint_dir):
             self.load_checkpoint(checkpoint_dir)
+        self.resumed_from = len(self.history)  # steps already done when this run opened (0: a fresh start)
         if self.is_main_process:
             output_dir.mkdir(parents=True, exist_ok=True)
             restore_log(output_dir / LOG_FILE, self.history)

@@ -600,7 +600,7 @@ def train_critic(
     `mixed_precision` ("no", "bf16") and `gradient_accumulation_steps` set up the accelerate `Accelerator`; run
     under `accelerate launch` or `torchrun` to train on several processes. Settings that cannot work (an
     `output_dir` that is a file, a batch that does not split into processes x micro-batches) are refused before any
-    clip is rendered. Returns a summary: steps, final loss, wall time, last evaluation.
+    clip is rendered. Returns a summary: steps, the step a resumed run started from, final loss, wall time, last evaluation.
     """
     from hybridgen.critics.options import ScoringOptions
     from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize
@@ -621,6 +621,8 @@ def train_critic(
         init=None if init is None else str(init),  # recorded as text (a Path is not JSON)
         data=str(data),
     )
+    if data != "toyworld" and not Path(data).is_dir():
+        raise FileNotFoundError(f"data must be 'toyworld' or a folder of videos; {data} is neither.")
     if scoring:
         ScoringOptions().replace(**scoring)  # an unknown name fails here, before any work
     accelerator = make_accelerator(device, mixed_precision, gradient_accumulation_steps)
@@ -650,6 +652,7 @@ def train_critic(
             seed=seed,
             workers=workers,
         )
+        sample_clips.check_window(window)
 
     def evaluate(critic: VJEPA2Critic) -> dict:
         critic = critic.with_options(**QUICK_VIOLATION_SCORING)
@@ -678,6 +681,7 @@ def train_critic(
     return {
         "output": str(output_dir),
         "steps": trainer.step,
+        "resumed_from": trainer.resumed_from,
         "processes": accelerator.num_processes,
         "final_loss": last["loss"],
         "final_spread": last["spread"],

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from hybridgen.critics.error_head import ExpectedErrorHead
 from hybridgen.critics.vjepa2 import VJEPA2Critic, token_l1
+from hybridgen.training.checkpoints import check_output_dir
 from hybridgen.training.core import random_mirror
 from hybridgen.training.critic import ToyWorldClips
 from hybridgen.training.folder_clips import VideoFolderClips
@@ -92,6 +93,9 @@ def calibrate_critic(
     """Load `critic_id` (bundled name, directory or Hub id), fit its expected-error head on `data` ("toyworld"
     or a folder of videos, streamed by `workers` decoding processes) and save the critic with the head to
     `output_dir`. Returns a summary."""
+    check_output_dir(output_dir)
+    if data != "toyworld" and not Path(data).is_dir():
+        raise FileNotFoundError(f"data must be 'toyworld' or a folder of videos; {data} is neither.")
     critic = VJEPA2Critic.from_pretrained(critic_id, device=device)
     if data == "toyworld":
         sample_clips = ToyWorldClips(size=critic.crop_size, seed=CALIBRATION_SEED + seed)
@@ -104,6 +108,7 @@ def calibrate_critic(
             seed=CALIBRATION_SEED + seed,
             workers=workers,
         )
+        sample_clips.check_window(critic.options.window)
     started = time.perf_counter()
     try:
         head, history = fit_expected_error_head(

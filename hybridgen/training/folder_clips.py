@@ -141,6 +141,15 @@ class VideoFolderClips:
         self._loader_settings = None
         self._batches_iterator = None
 
+    def check_window(self, window: int) -> None:
+        """Refuse a `window` that no video is long enough for (videos shorter than it are never drawn)."""
+        if max(self.lengths) < window:
+            rate = "" if self.fps is None else f" at {self.fps:g} fps"
+            raise ValueError(
+                f"no video in the folder has {window} frames{rate} (the longest has {max(self.lengths)}): "
+                "train on longer videos or a shorter --window."
+            )
+
     def __call__(
         self,
         generator: torch.Generator,
@@ -148,10 +157,7 @@ class VideoFolderClips:
         window: int,
         part: tuple[int, int] = (0, 1),
     ) -> torch.Tensor:
-        if max(self.lengths) < window:
-            raise ValueError(
-                f"no video in the folder has {window} frames (the longest has {max(self.lengths)})."
-            )
+        self.check_window(window)
         settings = (batch_size, window, tuple(part))
         if settings != self._loader_settings:
             self._start(settings)

@@ -2,6 +2,7 @@
 
 hybridgen generate "a red ball bouncing" -o best.mp4 --candidates 4      # the bundled toy world, offline
 hybridgen generate "a ball rolls off a table" -o best.mp4 --generator ID --critic ID
+hybridgen batch prompts.txt -o out/ --candidates 4                      # one clip per prompt, resumable
 hybridgen score clip1.mp4 clip2.mp4 --json --plot curves.png           # the bundled critic
 hybridgen score clip1.mp4 clip2.mp4 --critic ID
 hybridgen train-critic out/critic --steps 12000                         # and calibrate-critic, train-generator
@@ -72,37 +73,42 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_generate_parser(commands) -> None:
-    """`hybridgen generate PROMPT -o OUT.mp4`: N candidates, the least surprising kept."""
-    generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
-    generate.add_argument("prompt", help="what the video should show")
-    generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
-    generate.add_argument(
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """The options `generate` and `batch` share: which models, how many candidates, how they are made."""
+    parser.add_argument(
         "--generator",
         default="toyworld",
         help="diffusers pipeline: Hub id, local directory or 'toyworld' (default: the bundled toy-world model)",
     )
-    generate.add_argument(
+    parser.add_argument(
         "--critic",
         help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the generator's bundled critic)",
     )
-    generate.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
-    generate.add_argument(
+    parser.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
+    parser.add_argument(
         "--strategy",
         choices=("rerank", "search", "guidance"),
         default="rerank",
         help="rerank: best-of-N; search: prune trajectories mid-denoising by surprise; guidance: push latents "
         "against the surprise gradient, then rerank (default rerank)",
     )
-    generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
-    generate.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
-    generate.add_argument("--height", type=int, help="frame height in pixels")
-    generate.add_argument("--width", type=int, help="frame width in pixels")
-    generate.add_argument("--steps", type=int, help="denoising steps per candidate")
-    generate.add_argument("--batch-size", type=int, help="videos per pipeline call (default: up to 16)")
-    generate.add_argument(
+    parser.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
+    parser.add_argument("--height", type=int, help="frame height in pixels")
+    parser.add_argument("--width", type=int, help="frame width in pixels")
+    parser.add_argument("--steps", type=int, help="denoising steps per candidate")
+    parser.add_argument("--batch-size", type=int, help="videos per pipeline call (default: up to 16)")
+    parser.add_argument(
         "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
     )
+
+
+def add_generate_parser(commands) -> None:
+    """`hybridgen generate PROMPT -o OUT.mp4`: N candidates, the least surprising kept."""
+    generate = commands.add_parser("generate", help="generate N candidates and keep the least surprising")
+    generate.add_argument("prompt", help="what the video should show")
+    generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
+    _add_generation_options(generate)
+    generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
     generate.add_argument(
         "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
     )
@@ -216,6 +222,80 @@ def check_outputs_apart(outputs: list[tuple[str, Path]]) -> None:
                     f"{option} {path} would be inside {file_option} {file}, which is written as a file: give "
                     "each output its own place."
                 )
+
+
+def add_batch_parser(commands) -> None:
+    """`hybridgen batch ITEMS -o DIR`: generate every item of a file, models loaded once, resumable."""
+    batch = commands.add_parser(
+        "batch",
+        help="generate every prompt of a file (resumable; split across processes under accelerate launch)",
+        description="Generate one chosen clip per item of ITEMS into DIR: DIR/<id>.mp4, DIR/<id>.json (prompt, seed, "
+        "every candidate's surprise, the chosen one) and DIR/results.jsonl (one line per item, in order). Run it "
+        "again to finish an interrupted batch: finished items are skipped. A failing item is reported and the rest "
+        "go on; the exit status is then 1.",
+    )
+    batch.add_argument(
+        "items",
+        type=Path,
+        help=".txt (one prompt a line; blank lines and # comments skipped), or .jsonl / .csv with a 'prompt' "
+        "field and optional id, seed, candidates, strategy, frames, height, width, steps, negative_prompt",
+    )
+    batch.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="DIR", help="folder for the results"
+    )
+    _add_generation_options(batch)
+    batch.add_argument(
+        "--seed", type=int, default=0, help="item i without a seed of its own gets SEED + i (default 0)"
+    )
+    _add_device_options(batch)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from hybridgen import HybridPipeline, jobs
+    from hybridgen.video import check_directory_path, check_fps
+
+    # 1. Check the items and every option before the models load
+    items = jobs.read_items(args.items, first_seed=args.seed)
+    check_directory_path(args.output)
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    for name in ("candidates", "frames", "height", "width", "steps", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value}.")
+
+    # 2. Load the models once; under `accelerate launch` or `torchrun`, each process on its own device
+    on_cpu = (args.device or default_device()).startswith("cpu")
+    processes = PartialState(cpu=on_cpu)
+    pipe = HybridPipeline.from_pretrained(
+        args.generator,
+        critic=args.critic,
+        torch_dtype=getattr(torch, args.dtype),
+        device=args.device or (processes.device if processes.use_distributed else default_device()),
+    )
+
+    # 3. Generate this process's share of the items; one process writes results.jsonl
+    defaults = {name: getattr(args, name) for name in ("candidates", "strategy", "frames", "height", "width")}
+    defaults |= {"steps": args.steps, "batch_size": args.batch_size}
+    summary = jobs.run_batch(
+        pipe,
+        items,
+        args.output,
+        defaults=defaults,
+        fps=args.fps,
+        processes=processes,
+        show_progress=not args.quiet,
+    )
+    if processes.is_main_process:
+        print(
+            f"{summary['items']} items: {summary['done']} done, {summary['skipped']} already finished, "
+            f"{summary['failed']} failed; results in {args.output / 'results.jsonl'}",
+            file=sys.stderr,
+        )
+    return 1 if summary["failed"] else 0
 
 
 def add_score_parser(commands) -> None:
@@ -610,6 +690,7 @@ def run_train_generator(args: argparse.Namespace) -> int:
 # each sub-command: how its parser is added, and what runs it
 COMMANDS = {
     "generate": (add_generate_parser, run_generate),
+    "batch": (add_batch_parser, run_batch),
     "score": (add_score_parser, run_score),
     "train-critic": (add_train_critic_parser, run_train_critic),
     "calibrate-critic": (add_calibrate_critic_parser, run_calibrate_critic),

@@ -172,20 +172,60 @@ class VJEPA2Critic:
         shared.update({name: changes.pop(name) for name in list(changes) if name in shared})
         return VJEPA2Critic(self.model, self.options.replace(**changes), **shared)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, *, model_card=None) -> Path:
         """Write the model (`save_pretrained`, safetensors), `critic_config.json` and the expected-error head (if
-        any); `from_pretrained` reads them all."""
+        any); `from_pretrained` reads them all. A model card (`README.md`) is written too: `model_card` (a
+        `huggingface_hub.ModelCard`) if given, else a generated one (`hybridgen.hub.critic_card`) unless the folder
+        already has a card."""
+        from hybridgen.hub import CARD_FILE, critic_card
         from hybridgen.models import CRITIC_CONFIG_FILE
         from hybridgen.video import write_json_atomic
 
         directory = Path(directory)
         self.model.save_pretrained(directory)
+        if model_card is not None or not (directory / CARD_FILE).exists():
+            (model_card or critic_card(self)).save(directory / CARD_FILE)
         write_json_atomic(self.options.to_dict(), directory / CRITIC_CONFIG_FILE)
         if self.expected_error_head is not None:
             self.expected_error_head.save(directory / ERROR_HEAD_FILE)
         else:  # a head left by an earlier save would be loaded with this model
             (directory / ERROR_HEAD_FILE).unlink(missing_ok=True)
         return directory
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+        license: str | None = None,
+        metrics: str = "",
+    ):
+        """Save this critic (`save_pretrained`, with a card naming `repo_id`, `license` and the Markdown `metrics`)
+        and upload the folder to the Hub repo `repo_id`, created if needed. Refused while `HF_HUB_OFFLINE` is set.
+        Returns huggingface_hub's `CommitInfo`."""
+        from hybridgen import hub
+
+        card = hub.critic_card(self, repo_id=repo_id, license=license, metrics=metrics)
+        return hub.push_folder(
+            lambda folder: self.save_pretrained(folder, model_card=card),
+            repo_id,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+        )
+
+    def describe(self) -> str:
+        """One line on the model and how it scores, for cards and logs."""
+        o = self.options
+        parameters = sum(p.numel() for p in self.model.parameters()) / 1e6
+        return (
+            f"a {parameters:.2f}M-parameter VJEPA2Model; frames resized to {o.resize_to} px (shorter side) and "
+            f"centre-cropped to {self.crop_size}; windows of {o.window} frames, {o.context} of context, "
+            f"{o.direction} prediction; {o.aggregate} over windows"
+            + (", errors relative to its expected-error head" if o.relative else "")
+        )
 
     @property
     def device(self) -> torch.device:

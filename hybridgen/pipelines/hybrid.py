@@ -193,6 +193,11 @@ class HybridPipeline:
         self._check_pipeline_kwargs(self.call_defaults, "call_defaults")
         check_call_arguments(pipeline, self.call_defaults, "call_defaults")
         self.fps = float(fps) if fps is not None else None
+        # where the two models came from (Hub ids become a saved card's base_model)
+        self.sources = {
+            "generator": getattr(pipeline, "name_or_path", None),
+            "critic": getattr(critic.model.config, "_name_or_path", None) or None,
+        }
 
     @classmethod
     def from_pretrained(
@@ -209,7 +214,7 @@ class HybridPipeline:
         device: str | torch.device | None = None,
     ) -> HybridPipeline:
         """Load the video pipeline (`DiffusionPipeline.from_pretrained`) and the critic (a Hub id, directory
-        or `VJEPA2Critic`).
+        or `VJEPA2Critic`), or both from a folder or Hub repo written by `save_pretrained` / `push_to_hub`.
 
         `generator_id` is a Hub id, a local directory or a bundled name: `"toyworld"` loads the bundled toy-world
         generator and, unless `critic` says otherwise, the bundled critic, with no network. A generator
@@ -217,9 +222,22 @@ class HybridPipeline:
         defaults. `torch_dtype` applies to both models unless `critic_torch_dtype` is given; `revision` and
         `variant` apply to the video pipeline only.
         """
+        from hybridgen import hub
+
         check_torch_dtype(torch_dtype)
         check_torch_dtype(critic_torch_dtype, "critic_torch_dtype")
         device = check_device(device)
+        hub_options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        saved = hub.find_saved_pipeline(generator_id, **hub_options)
+        saved_sources = {}  # where a saved pipeline's parts came from first
+        if saved is not None:  # one folder with both parts: load each from its subfolder
+            layout = hub.read_pipeline_file(saved)
+            saved_sources = {"generator": layout["sources"].get("generator")}
+            if critic is None:
+                critic = str(saved / layout[hub.CRITIC_DIR])
+                saved_sources["critic"] = layout["sources"].get("critic")
+            generator_id = str(saved / layout[hub.GENERATOR_DIR])
+            hub_options = {"revision": None, "cache_dir": cache_dir, "local_files_only": local_files_only}
         if critic is None:
             if str(generator_id) not in BUNDLED:
                 raise ValueError(
@@ -227,7 +245,7 @@ class HybridPipeline:
                     "'facebook/vjepa2-vitl-fpc64-256'), a directory, a VJEPA2Critic, or 'toyworld'."
                 )
             critic = str(generator_id)
-        hub_options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        critic_id = None if isinstance(critic, VJEPA2Critic) else str(critic)
         pipeline = load_video_pipeline(generator_id, torch_dtype=torch_dtype, variant=variant, **hub_options)
         call_defaults, fps = load_call_defaults(generator_id, **hub_options)
         if not isinstance(critic, VJEPA2Critic):
@@ -243,7 +261,42 @@ class HybridPipeline:
             raise ValueError(
                 f"{generator_id}: {CALL_DEFAULTS_FILE} does not suit its pipeline: {error}"
             ) from None
+        hybrid.sources = {"generator": str(generator_id), "critic": critic_id or hybrid.sources["critic"]}
+        hybrid.sources.update(saved_sources)
         return hybrid.to(device) if device is not None else hybrid
+
+    def save_pretrained(self, directory: str | Path, *, model_card=None) -> Path:
+        """Write the generator (diffusers layout, with its call defaults), the critic and a model card into one
+        folder that `from_pretrained(directory)` loads back to the same outputs for the same seed. The folder is
+        replaced whole (never left half-written). `model_card`: a `huggingface_hub.ModelCard` to write instead
+        of the generated one (`hybridgen.hub.pipeline_card`)."""
+        from hybridgen import hub
+
+        return hub.save_pipeline(self, directory, model_card=model_card)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+        license: str | None = None,
+        metrics: str = "",
+    ):
+        """Save this pipeline (`save_pretrained`, with a card naming `repo_id`, `license` and the Markdown
+        `metrics`) and upload the folder to the Hub repo `repo_id`, created if needed. Refused while
+        `HF_HUB_OFFLINE` is set. Returns huggingface_hub's `CommitInfo`."""
+        from hybridgen import hub
+
+        card = hub.pipeline_card(self, repo_id=repo_id, license=license, metrics=metrics)
+        return hub.push_folder(
+            lambda folder: self.save_pretrained(folder, model_card=card),
+            repo_id,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+        )
 
     def to(self, device: str | torch.device) -> HybridPipeline:
         device = check_device(device)

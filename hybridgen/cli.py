@@ -100,6 +100,40 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
     )
+    memory = parser.add_argument_group("memory")
+    memory.add_argument(
+        "--offload",
+        choices=("model", "sequential"),
+        help="keep the generator's models on the CPU, each moved to --device while it runs (model), or each layer "
+        "(sequential: least memory, slowest)",
+    )
+    memory.add_argument("--vae-tiling", action="store_true", help="decode through the VAE in tiles")
+    memory.add_argument("--vae-slicing", action="store_true", help="decode one video at a time")
+    memory.add_argument("--critic-device", help="where the critic runs (default: --device), e.g. cuda:1")
+
+
+def load_pipeline(args: argparse.Namespace, device: str):
+    """The `HybridPipeline` of `generate` / `batch`, on `device` or offloaded to it, with the memory options."""
+    import torch
+
+    from hybridgen import HybridPipeline
+
+    pipe = HybridPipeline.from_pretrained(
+        args.generator,
+        critic=args.critic,
+        torch_dtype=getattr(torch, args.dtype),
+        device=None if args.offload else device,
+        critic_device=args.critic_device or (device if args.offload else None),
+    )
+    if args.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif args.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    if args.vae_tiling:
+        pipe.enable_vae_tiling()
+    if args.vae_slicing:
+        pipe.enable_vae_slicing()
+    return pipe
 
 
 def add_generate_parser(commands) -> None:
@@ -133,19 +167,13 @@ def add_generate_parser(commands) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from hybridgen import HybridPipeline
     from hybridgen.pipelines.hybrid import describe_reports
     from hybridgen.video import check_fps
 
     check_generate_outputs(args)  # every output, before minutes of generation, not after
     if args.fps is not None:
         check_fps(args.fps, "--fps")
-    pipe = HybridPipeline.from_pretrained(
-        args.generator,
-        critic=args.critic,
-        torch_dtype=getattr(torch, args.dtype),
-        device=args.device or default_device(),
-    )
+    pipe = load_pipeline(args, args.device or default_device())
     out = pipe(
         args.prompt,
         num_candidates=args.candidates,
@@ -251,10 +279,9 @@ def add_batch_parser(commands) -> None:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    import torch
     from accelerate import PartialState
 
-    from hybridgen import HybridPipeline, jobs
+    from hybridgen import jobs
     from hybridgen.video import check_directory_path, check_fps
 
     # 1. Check the items and every option before the models load
@@ -270,11 +297,8 @@ def run_batch(args: argparse.Namespace) -> int:
     # 2. Load the models once; under `accelerate launch` or `torchrun`, each process on its own device
     on_cpu = (args.device or default_device()).startswith("cpu")
     processes = PartialState(cpu=on_cpu)
-    pipe = HybridPipeline.from_pretrained(
-        args.generator,
-        critic=args.critic,
-        torch_dtype=getattr(torch, args.dtype),
-        device=args.device or (processes.device if processes.use_distributed else default_device()),
+    pipe = load_pipeline(
+        args, args.device or str(processes.device if processes.use_distributed else default_device())
     )
 
     # 3. Generate this process's share of the items; one process writes results.jsonl

@@ -118,6 +118,7 @@ class PhysicsGuidance:
             x0 = clean[k : k + 1].detach().float().requires_grad_(True)
             with torch.enable_grad():
                 frames = decode_latents(self.pipeline, x0, **self.sizes)  # (1, F, 3, H, W)
+                frames = frames.to(self.critic.device)  # the critic may sit on another device
                 surprise = self.critic.surprise(frames, fps=self.fps)[0]
                 (gradient,) = torch.autograd.grad(surprise, x0)
             rms = gradient.pow(2).mean().sqrt()

@@ -193,6 +193,7 @@ class HybridPipeline:
         self._check_pipeline_kwargs(self.call_defaults, "call_defaults")
         check_call_arguments(pipeline, self.call_defaults, "call_defaults")
         self.fps = float(fps) if fps is not None else None
+        self.offload = None  # "model" or "sequential" once the generator's models are offloaded to the CPU
         # where the two models came from (Hub ids become a saved card's base_model)
         self.sources = {
             "generator": getattr(pipeline, "name_or_path", None),
@@ -212,6 +213,7 @@ class HybridPipeline:
         cache_dir: str | None = None,
         local_files_only: bool | None = None,
         device: str | torch.device | None = None,
+        critic_device: str | torch.device | None = None,
     ) -> HybridPipeline:
         """Load the video pipeline (`DiffusionPipeline.from_pretrained`) and the critic (a Hub id, directory
         or `VJEPA2Critic`), or both from a folder or Hub repo written by `save_pretrained` / `push_to_hub`.
@@ -220,13 +222,15 @@ class HybridPipeline:
         generator and, unless `critic` says otherwise, the bundled critic, with no network. A generator
         checkpoint's `call_defaults.json` (frame size, steps, frame rate), if it has one, becomes the call
         defaults. `torch_dtype` applies to both models unless `critic_torch_dtype` is given; `revision` and
-        `variant` apply to the video pipeline only.
+        `variant` apply to the video pipeline only. `device` places both models, unless `critic_device` puts the
+        critic elsewhere (say a second GPU).
         """
         from hybridgen import hub
 
         check_torch_dtype(torch_dtype)
         check_torch_dtype(critic_torch_dtype, "critic_torch_dtype")
         device = check_device(device)
+        critic_device = check_device(critic_device)
         hub_options = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
         saved = hub.find_saved_pipeline(generator_id, **hub_options)
         saved_sources = {}  # where a saved pipeline's parts came from first
@@ -263,7 +267,11 @@ class HybridPipeline:
             ) from None
         hybrid.sources = {"generator": str(generator_id), "critic": critic_id or hybrid.sources["critic"]}
         hybrid.sources.update(saved_sources)
-        return hybrid.to(device) if device is not None else hybrid
+        if device is not None:
+            hybrid.to(device)
+        if critic_device is not None:
+            hybrid.critic.to(critic_device)
+        return hybrid
 
     def save_pretrained(self, directory: str | Path, *, model_card=None) -> Path:
         """Write the generator (diffusers layout, with its call defaults), the critic and a model card into one
@@ -299,10 +307,54 @@ class HybridPipeline:
         )
 
     def to(self, device: str | torch.device) -> HybridPipeline:
+        """Move the generator and the critic to `device` (`pipe.critic.to(...)` moves the critic alone). Refused
+        once the generator is offloaded: moving it would undo the offload."""
         device = check_device(device)
+        if self.offload is not None:
+            raise RuntimeError(
+                f"the generator is offloaded ({self.offload} CPU offload), which places its models itself: .to() "
+                "would undo that. Move the critic alone with pipe.critic.to(device), or load the pipeline again "
+                "without offload."
+            )
         self.pipeline.to(device)
         self.critic.to(device)
         return self
+
+    # ------------------------------------------------------------------ memory
+    def enable_model_cpu_offload(self, gpu_id: int | None = None, device: str | torch.device | None = None):
+        """Keep the generator's models on the CPU and move each to the accelerator only while it runs (diffusers'
+        `enable_model_cpu_offload`): the peak is the largest model, not all of them. The critic stays where it
+        is (`pipe.critic.to(...)`, or `critic_device=` when loading)."""
+        self.pipeline.enable_model_cpu_offload(gpu_id=gpu_id, device=device)
+        self.offload = "model"
+        return self
+
+    def enable_sequential_cpu_offload(
+        self, gpu_id: int | None = None, device: str | torch.device | None = None
+    ):
+        """Keep the generator's weights on the CPU and stream each layer to the accelerator as it runs (diffusers'
+        `enable_sequential_cpu_offload`): the least memory, and much slower than model offload."""
+        self.pipeline.enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
+        self.offload = "sequential"
+        return self
+
+    def enable_vae_tiling(self):
+        """Decode (and encode) through the VAE in overlapping tiles: large frames in bounded memory."""
+        self._vae_method("enable_tiling")()
+        return self
+
+    def enable_vae_slicing(self):
+        """Decode a batch of videos through the VAE one video at a time."""
+        self._vae_method("enable_slicing")()
+        return self
+
+    def _vae_method(self, name: str):
+        vae = getattr(self.pipeline, "vae", None)
+        method = getattr(vae, name, None)
+        if method is None:
+            what = type(vae).__name__ if vae is not None else f"{type(self.pipeline).__name__} (no vae)"
+            raise ValueError(f"{what} has no {name}(): this generator's VAE cannot do that.")
+        return method
 
     def check_inputs(
         self,

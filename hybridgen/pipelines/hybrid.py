@@ -37,7 +37,12 @@ from hybridgen.pipelines.limits import (
     check_critic_can_judge,
     check_positional_limits,
 )
-from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates
+from hybridgen.pipelines.rerank import (
+    PER_GENERATOR_CONDITIONING,
+    call_parameters,
+    call_value,
+    generate_candidates,
+)
 from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
 from hybridgen.video import available_memory, check_directory_path, write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
@@ -405,6 +410,13 @@ class HybridPipeline:
                 )
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
         check_call_arguments(self.pipeline, pipeline_kwargs, "HybridPipeline call")
+        conditioning = PER_GENERATOR_CONDITIONING.get(type(self.pipeline).__name__)
+        if strategy != "rerank" and conditioning is not None:
+            raise ValueError(
+                f"strategy={strategy!r} cannot follow {type(self.pipeline).__name__}'s denoising yet: it steps the "
+                f"latents after the conditioned {conditioning} only, which the clean-video estimate does not "
+                "decode. Use strategy='rerank' (every candidate conditioned on the same input)."
+            )
         # what the generator can make, what the critic can judge, and what fits in memory, before the first step
         clip_sizes = call_sizes(self.pipeline, call_kwargs)
         if clip_sizes is not None:

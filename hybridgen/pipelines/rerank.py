@@ -75,6 +75,19 @@ def progress_bars(pipeline, show: bool) -> Iterator[None]:
         pipeline.set_progress_bar_config(**previous)
 
 
+# conditioning a pipeline indexes per generator (LTX image-to-video encodes `image[i]` with `generator[i]`): one
+# input given for every candidate is repeated to one per video of the call
+PER_GENERATOR_CONDITIONING = {"LTXImageToVideoPipeline": "image"}
+
+
+def repeat_conditioning(pipeline, kwargs: dict, videos: int) -> None:
+    """Repeat a single conditioning input of `kwargs` once per video, where the pipeline indexes it per
+    generator (`PER_GENERATOR_CONDITIONING`); a list (one input per video already) is left as it is."""
+    name = PER_GENERATOR_CONDITIONING.get(type(pipeline).__name__)
+    if name is not None and kwargs.get(name) is not None and not isinstance(kwargs[name], list):
+        kwargs[name] = [kwargs[name]] * videos
+
+
 def generate_candidates(
     pipeline,
     prompt: str,
@@ -121,6 +134,7 @@ def generate_candidates(
         chunk = seeds[first : first + size]
         generators = [torch.Generator().manual_seed(int(seed)) for seed in chunk]
         kwargs = dict(call_kwargs, prompt=prompt, generator=generators, output_type=output_type)
+        repeat_conditioning(pipeline, kwargs, len(chunk))
         if latents is not None:
             kwargs["latents"] = torch.cat(list(latents[first : first + size]))
         if limit is None:

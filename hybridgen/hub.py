@@ -114,7 +114,7 @@ def save_pipeline(pipe, directory: str | Path, *, model_card: ModelCard | None =
         pipe.critic.save_pretrained(folder / CRITIC_DIR)
         marker = {"format": PIPELINE_FORMAT, GENERATOR_DIR: GENERATOR_DIR, CRITIC_DIR: CRITIC_DIR}
         write_json_atomic({**marker, "sources": pipe.sources}, folder / PIPELINE_FILE)
-        (model_card or pipeline_card(pipe)).save(folder / CARD_FILE)
+        (model_card or pipe.model_card()).save(folder / CARD_FILE)
     return directory
 
 
@@ -234,7 +234,6 @@ def push_folder(
 ):
     """`save(folder)` into a temporary folder, then upload it whole to `repo_id` (created if needed). Returns
     huggingface_hub's `CommitInfo`."""
-    check_can_upload()
     with tempfile.TemporaryDirectory(prefix="hybridgen-upload-") as temporary:
         folder = Path(temporary) / "upload"
         save(folder)
@@ -245,4 +244,33 @@ def push_folder(
             folder_path=folder,
             commit_message=commit_message or "Upload with hybridgen",
             repo_type="model",
+        )
+
+
+class PushToHubMixin:
+    """`push_to_hub` for a class with `save_pretrained(directory, *, model_card=None)` and `model_card(*, repo_id,
+    license, metrics)` (`HybridPipeline`, `VJEPA2Critic`)."""
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+        license: str | None = None,
+        metrics: str = "",
+    ):
+        """Save this object (`save_pretrained`, with a card naming `repo_id`, `license` and the Markdown
+        `metrics`: measured numbers with their command) and upload the folder to the Hub repo `repo_id`, created
+        if needed. Refused while `HF_HUB_OFFLINE` is set, before anything is written. Returns huggingface_hub's
+        `CommitInfo`."""
+        check_can_upload()
+        card = self.model_card(repo_id=repo_id, license=license, metrics=metrics)
+        return push_folder(
+            lambda folder: self.save_pretrained(folder, model_card=card),
+            repo_id,
+            private=private,
+            token=token,
+            commit_message=commit_message,
         )

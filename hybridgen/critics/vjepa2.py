@@ -31,6 +31,7 @@ from transformers import VJEPA2Model
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.critics.options import ScoringOptions
 from hybridgen.critics.report import CriticReport
+from hybridgen.hub import PushToHubMixin
 from hybridgen.video import as_frames, check_aspect_ratio, check_fps, check_unit_range, resample_frames
 
 # Scoring warns when the centre crop keeps less than this share of a frame's area: the critic judges only the
@@ -62,7 +63,7 @@ class WindowOutputs:
     target_offsets: np.ndarray
 
 
-class VJEPA2Critic:
+class VJEPA2Critic(PushToHubMixin):
     """Scores clips by the surprise of a transformers `VJEPA2Model` (V-JEPA 2 architecture).
 
     Args:
@@ -177,14 +178,14 @@ class VJEPA2Critic:
         any); `from_pretrained` reads them all. A model card (`README.md`) is written too: `model_card` (a
         `huggingface_hub.ModelCard`) if given, else a generated one (`hybridgen.hub.critic_card`) unless the folder
         already has a card."""
-        from hybridgen.hub import CARD_FILE, critic_card
+        from hybridgen.hub import CARD_FILE
         from hybridgen.models import CRITIC_CONFIG_FILE
         from hybridgen.video import write_json_atomic
 
         directory = Path(directory)
         self.model.save_pretrained(directory)
         if model_card is not None or not (directory / CARD_FILE).exists():
-            (model_card or critic_card(self)).save(directory / CARD_FILE)
+            (model_card or self.model_card()).save(directory / CARD_FILE)
         write_json_atomic(self.options.to_dict(), directory / CRITIC_CONFIG_FILE)
         if self.expected_error_head is not None:
             self.expected_error_head.save(directory / ERROR_HEAD_FILE)
@@ -192,29 +193,11 @@ class VJEPA2Critic:
             (directory / ERROR_HEAD_FILE).unlink(missing_ok=True)
         return directory
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool | None = None,
-        token: str | None = None,
-        commit_message: str | None = None,
-        license: str | None = None,
-        metrics: str = "",
-    ):
-        """Save this critic (`save_pretrained`, with a card naming `repo_id`, `license` and the Markdown `metrics`)
-        and upload the folder to the Hub repo `repo_id`, created if needed. Refused while `HF_HUB_OFFLINE` is set.
-        Returns huggingface_hub's `CommitInfo`."""
-        from hybridgen import hub
+    def model_card(self, *, repo_id: str | None = None, license: str | None = None, metrics: str = ""):
+        """This critic's `huggingface_hub.ModelCard` (`hybridgen.hub.critic_card`)."""
+        from hybridgen.hub import critic_card
 
-        card = hub.critic_card(self, repo_id=repo_id, license=license, metrics=metrics)
-        return hub.push_folder(
-            lambda folder: self.save_pretrained(folder, model_card=card),
-            repo_id,
-            private=private,
-            token=token,
-            commit_message=commit_message,
-        )
+        return critic_card(self, repo_id=repo_id, license=license, metrics=metrics)
 
     def describe(self) -> str:
         """One line on the model and how it scores, for cards and logs."""

@@ -19,6 +19,7 @@ import torch
 
 from hybridgen.critics.report import CriticReport
 from hybridgen.critics.vjepa2 import VJEPA2Critic
+from hybridgen.hub import PushToHubMixin
 from hybridgen.models import (
     BUNDLED,
     CALL_DEFAULTS_FILE,
@@ -164,7 +165,7 @@ class HybridOutput:
         )
 
 
-class HybridPipeline:
+class HybridPipeline(PushToHubMixin):
     """Generate several candidate clips with a diffusers video pipeline and keep the one the critic finds least
     surprising.
 
@@ -278,6 +279,12 @@ class HybridPipeline:
             hybrid.critic.to(critic_device)
         return hybrid
 
+    def model_card(self, *, repo_id: str | None = None, license: str | None = None, metrics: str = ""):
+        """This pipeline's `huggingface_hub.ModelCard` (`hybridgen.hub.pipeline_card`)."""
+        from hybridgen import hub
+
+        return hub.pipeline_card(self, repo_id=repo_id, license=license, metrics=metrics)
+
     def save_pretrained(self, directory: str | Path, *, model_card=None) -> Path:
         """Write the generator (diffusers layout, with its call defaults), the critic and a model card into one
         folder that `from_pretrained(directory)` loads back to the same outputs for the same seed. The folder is
@@ -286,30 +293,6 @@ class HybridPipeline:
         from hybridgen import hub
 
         return hub.save_pipeline(self, directory, model_card=model_card)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool | None = None,
-        token: str | None = None,
-        commit_message: str | None = None,
-        license: str | None = None,
-        metrics: str = "",
-    ):
-        """Save this pipeline (`save_pretrained`, with a card naming `repo_id`, `license` and the Markdown
-        `metrics`) and upload the folder to the Hub repo `repo_id`, created if needed. Refused while
-        `HF_HUB_OFFLINE` is set. Returns huggingface_hub's `CommitInfo`."""
-        from hybridgen import hub
-
-        card = hub.pipeline_card(self, repo_id=repo_id, license=license, metrics=metrics)
-        return hub.push_folder(
-            lambda folder: self.save_pretrained(folder, model_card=card),
-            repo_id,
-            private=private,
-            token=token,
-            commit_message=commit_message,
-        )
 
     def to(self, device: str | torch.device) -> HybridPipeline:
         """Move the generator and the critic to `device` (`pipe.critic.to(...)` moves the critic alone). Refused

@@ -395,3 +395,23 @@ def test_streaming_decode_measures_both_ways_in_fresh_processes(tmp_path):
     assert streaming["surprise"] == pytest.approx(
         whole["surprise"], rel=1e-3
     )  # the same clip, the same critic
+
+
+def test_critic_finetune_source_smoke_run_fine_tunes_on_both_folders_and_judges_every_critic(tmp_path):
+    output, work = tmp_path / "results.json", tmp_path / "work"
+    arguments = ["--work", str(work), "--clips", "6", "--steps", "2", "--batch-size", "2", "--runs", "1"]
+    arguments += ["--eval-seeds", "1000", "--candidates", "2", "--pairs", "1", "--workers", "0"]
+    result = run_script("critic_finetune_source.py", [*arguments, "--threads", "1", "--json", str(output)])
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (work / "generated").iterdir()) == [
+        f"{5000 + i}.mp4" for i in range(6)
+    ]
+    report = json.loads(output.read_text())
+    assert list(report["results"]) == [
+        "bundled (no fine-tune)",
+        "fine-tuned on rendered (seed 0)",
+        "fine-tuned on generated (seed 0)",
+    ]
+    for row in report["results"].values():
+        assert -1 <= row["spearman"] <= 1 and 0 <= row["accuracy_dynamics"] <= 1
+        assert len(row["surprise"]) == len(report["groups"]) == 8  # the 8 benchmark prompts x 1 seed

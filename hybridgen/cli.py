@@ -142,6 +142,12 @@ def add_generate_parser(commands) -> None:
     generate.add_argument("prompt", help="what the video should show")
     generate.add_argument("-o", "--output", required=True, type=Path, help="MP4 file for the chosen clip")
     _add_generation_options(generate)
+    generate.add_argument(
+        "--image",
+        type=Path,
+        metavar="PNG",
+        help="condition every candidate on this image (an image-to-video generator's `image`)",
+    )
     generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
     generate.add_argument(
         "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
@@ -168,12 +174,14 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from hybridgen.pipelines.hybrid import describe_reports
-    from hybridgen.video import check_fps
+    from hybridgen.video import check_fps, read_image
 
     check_generate_outputs(args)  # every output, before minutes of generation, not after
     if args.fps is not None:
         check_fps(args.fps, "--fps")
+    conditioning = {"image": read_image(args.image)} if args.image is not None else {}
     pipe = load_pipeline(args, args.device or default_device())
+    check_conditioning(pipe, conditioning)
     out = pipe(
         args.prompt,
         num_candidates=args.candidates,
@@ -185,6 +193,7 @@ def run_generate(args: argparse.Namespace) -> int:
         num_inference_steps=args.steps,
         batch_size=args.batch_size,
         show_progress=not args.quiet,
+        **conditioning,
     )
     written = [out.save(args.output, fps=args.fps)]
     if args.save_candidates:
@@ -199,6 +208,18 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"chose candidate {out.best_index} ({out.denoising_steps} denoising steps)")
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def check_conditioning(pipe, conditioning: dict) -> None:
+    """Refuse conditioning the generator does not take (`--image` for a text-to-video pipeline)."""
+    from hybridgen.pipelines.rerank import call_parameters
+
+    for name in conditioning:
+        if name not in call_parameters(pipe.pipeline):
+            raise ValueError(
+                f"--{name} needs a generator that takes an {name}; {type(pipe.pipeline).__name__} does not (use an "
+                f"image-to-video pipeline, e.g. LTXImageToVideoPipeline)."
+            )
 
 
 def check_generate_outputs(args: argparse.Namespace) -> None:
@@ -266,7 +287,8 @@ def add_batch_parser(commands) -> None:
         "items",
         type=Path,
         help=".txt (one prompt a line; blank lines and # comments skipped), or .jsonl / .csv with a 'prompt' "
-        "field and optional id, seed, candidates, strategy, frames, height, width, steps, negative_prompt",
+        "field and optional id, seed, image (a path, relative to the items file), candidates, strategy, frames, "
+        "height, width, steps, negative_prompt",
     )
     batch.add_argument(
         "-o", "--output", required=True, type=Path, metavar="DIR", help="folder for the results"

@@ -40,10 +40,11 @@ CALL_OPTIONS = {
     "width": "width",
     "steps": "num_inference_steps",
     "negative_prompt": "negative_prompt",
+    "image": "image",  # a path (relative to the items file); the image is read when the item runs
 }
 INTEGER_OPTIONS = ("candidates", "frames", "height", "width", "steps")
-# `image` / `video` conditioning is not taken yet: named apart so the error says so instead of "unknown column"
-CONDITIONING = ("image", "video")
+# `video` conditioning is not taken yet: named apart so the error says so instead of "unknown field"
+CONDITIONING = ("video",)
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name, never a path
 # what `hybridgen.video.atomic_write_path` names its temporary files: `.<stem>.<12 hex digits>.tmp<suffix>`
 TEMPORARY_FILE = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?")
@@ -144,6 +145,10 @@ def _item(row: dict, line: int, index: int, first_seed: int, path: Path) -> Batc
             value = _integer(value, name, where, minimum=1)
         elif not isinstance(value, str):
             raise ValueError(f"{where}: {name} must be text, got {value!r}.")
+        elif name == "image":
+            value = str(
+                (path.parent / value).resolve()
+            )  # as the items file names it, wherever the batch runs
         options[name] = value
     return BatchItem(item_id, prompt.strip(), seed, options)
 
@@ -190,11 +195,13 @@ def run_item(
     """Generate `item`, write its clip then its record; return the record."""
     import torch
 
-    from hybridgen.video import write_json_atomic
+    from hybridgen.video import read_image, write_json_atomic
 
     request = item.request(defaults)
     started = time.perf_counter()
     call = {CALL_OPTIONS[name]: value for name, value in request.items() if name in CALL_OPTIONS}
+    if call.get("image") is not None:
+        call["image"] = read_image(call["image"])  # a missing or broken image fails this item alone
     out = pipe(
         item.prompt,
         generator=torch.Generator().manual_seed(item.seed),

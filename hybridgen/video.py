@@ -421,6 +421,19 @@ def find_videos(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[pathlib.P
     return list(found.values())
 
 
+def read_image(path: str | os.PathLike[str]) -> Image.Image:
+    """An image file (any format PIL reads) as an RGB PIL image, e.g. the first frame to condition on; one
+    clear error for a missing file or one that is not an image."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path} is not an image PIL can read ({error}).") from None
+
+
 def check_video_file(path: str | os.PathLike[str]) -> pathlib.Path:
     """Return ``path`` as a Path after checking it names an existing file, not a directory (``read_video`` calls
     it; callers about to load a model first can call it up front)."""

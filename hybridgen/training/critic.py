@@ -25,8 +25,8 @@ embeddings across samples and tokens and stops training when it vanishes. The lo
 shared `ResumableTrainer`'s: the model (`save_pretrained`) and the EMA encoder in safetensors, the rest of the trainer's
 state (optimiser and schedule included) in JSON + safetensors (`hybridgen.training.state`), so that resuming never
 unpickles anything (accelerate's `save_state` pickles its RNG and optimiser files, so the main process writes this
-checkpoint instead, and every process reads it back). A resume must ask for the settings the checkpoint was trained with, except `RESUMABLE_CHANGES`;
-one that asks for more steps continues on a cosine recomputed over the new length.
+checkpoint instead, and every process reads it back). A resume must ask for the settings the checkpoint was trained
+with, except `RESUMABLE_CHANGES`; one that asks for more steps continues on a cosine recomputed over the new length.
 """
 
 from __future__ import annotations
@@ -599,8 +599,9 @@ def train_critic(
     a folder of videos streamed from disk (`VideoFolderClips`, `workers` decoding processes). `device`,
     `mixed_precision` ("no", "bf16") and `gradient_accumulation_steps` set up the accelerate `Accelerator`; run
     under `accelerate launch` or `torchrun` to train on several processes. Settings that cannot work (an
-    `output_dir` that is a file, a batch that does not split into processes x micro-batches) are refused before any
-    clip is rendered. Returns a summary: steps, the step a resumed run started from, final loss, wall time, last evaluation.
+    `output_dir` that is a file, a batch that does not split into processes x micro-batches, a missing folder, a
+    window longer than every video) are refused before any step. Returns a summary: steps, the step a resumed run
+    started from, final loss, wall time, last evaluation.
     """
     from hybridgen.critics.options import ScoringOptions
     from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize

@@ -176,10 +176,15 @@ or `hybridgen generate "a red ball bouncing" -o best.mp4 --generator {name}`.
 
 
 def critic_card(
-    critic, *, repo_id: str | None = None, license: str | None = None, metrics: str = ""
+    critic,
+    *,
+    repo_id: str | None = None,
+    license: str | None = None,
+    metrics: str = "",
+    training: str = "",
 ) -> ModelCard:
-    """A model card for a `VJEPA2Critic` folder: metadata, how to score with it, and `metrics` (Markdown), if
-    any."""
+    """A model card for a `VJEPA2Critic` folder: metadata, how to score with it, how it was trained (`training`,
+    Markdown, from `train-critic`) and `metrics` (Markdown), if any."""
     name = repo_id or "PATH_OR_REPO_ID"
     data = ModelCardData(
         library_name="hybridgen",
@@ -204,12 +209,37 @@ report = critic.score(frames)  # (T, H, W, 3) frames; lower surprise = more plau
 
 or `hybridgen score clips/ --critic {name}`. The weights load in plain transformers too
 (`VJEPA2Model.from_pretrained`); the scoring options are in `critic_config.json`.
-
+{_section("Training", training)}
 ## Measured
 
 {metrics.strip() or "No measurements were recorded with this critic."}
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+
+
+def generator_card(pipeline, *, call_defaults: dict, fps: float | None, training: str = "") -> ModelCard:
+    """A model card for a diffusers video pipeline trained by `hybridgen train-generator`: metadata, its call
+    defaults, how to load it, and how it was trained (`training`, Markdown)."""
+    name = type(pipeline).__name__
+    data = ModelCardData(
+        library_name="diffusers",
+        tags=["hybridgen", "text-to-video", "toy-world"],
+        pipeline_tag="text-to-video",
+    )
+    defaults = ", ".join(f"{k}={v!r}" for k, v in call_defaults.items()) or "none"
+    text = f"""
+# A toy-world `{name}`
+
+A small text-to-video `{name}` trained by `hybridgen train-generator` on hybridgen's toy physics world (balls
+under gravity). Every part is a standard diffusers / transformers class, so it loads with
+`DiffusionPipeline.from_pretrained(PATH)`, and `HybridPipeline.from_pretrained(PATH, critic=...)` drives it
+with its call defaults (`{CALL_DEFAULTS_FILE}`: {defaults}; {fps or "unstated"} fps).
+{_section("Training", training)}"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+
+
+def _section(title: str, body: str) -> str:
+    return f"\n## {title}\n\n{body.strip()}\n" if body.strip() else ""
 
 
 # ----------------------------------------------------------------------------- uploading

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from hybridgen import VJEPA2Critic
@@ -158,6 +159,12 @@ def test_fine_tuning_keeps_the_checkpoints_preprocessing_and_scoring(folder, che
     assert not (tmp_path / "tuned" / ERROR_HEAD_FILE).exists()
     tuned = VJEPA2Critic.from_pretrained(str(tmp_path / "tuned"))
     assert tuned.options.resize_to == 40 and tuned.crop_size == 32 and tuned.options.aggregate == "max"
+    card = ModelCard.load(tmp_path / "tuned" / "README.md")  # the run writes its card
+    assert card.data.library_name == "hybridgen"
+    assert (
+        f"`hybridgen train-critic` on {folder} from {checkpoint}: 2 steps of 2 8-frame windows" in card.text
+    )
+    assert "minutes of training (device cpu" in card.text and "resized to 40 px" in card.text
     # told otherwise, it changes what it was told and keeps the rest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

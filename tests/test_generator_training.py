@@ -9,6 +9,7 @@ import pytest
 import torch
 from bundle_toyworld import generator_card
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
+from huggingface_hub import ModelCard
 
 from hybridgen import cli
 from hybridgen.toyworld.selection import best_of_n_table
@@ -92,6 +93,10 @@ def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
     assert np.mean(vae[-3:]) < np.mean(vae[:3])
     assert np.mean(transformer[-5:]) < 0.8 * np.mean(transformer[:5])
     assert set(summary["reconstruction"]) == {"psnr", "mae", "ball_mae"}
+    card = ModelCard.load(tmp_path / "run" / "README.md")  # written by the run itself
+    assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "text-to-video"
+    assert "the VAE 15 steps" in card.text and "transformer (flow matching, EMA" in card.text
+    assert "minutes of training (device cpu" in card.text
 
     pipe = DiffusionPipeline.from_pretrained(str(tmp_path / "run"))
     assert isinstance(pipe, WanPipeline) and isinstance(pipe.vae, AutoencoderKLWan)

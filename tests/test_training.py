@@ -348,3 +348,11 @@ def test_a_resumed_schedule_continues_exactly_and_longer_when_asked(tmp_path):
     assert train(resume(total_steps=200), 20) == pytest.approx(
         train(scheduled_adamw(total_steps=200), 60)[40:]
     )
+
+
+def test_training_time_adds_up_the_runs_that_resumed_each_other():
+    from hybridgen.training.core import training_seconds
+
+    history = [{"seconds": 1.0}, {"seconds": 3.0}, {"seconds": 2.0}, {"seconds": 5.0}, {"stage": "encode"}]
+    assert training_seconds(history) == 8.0  # a run of 3 s, then a resumed one of 5 s
+    assert training_seconds([]) == 0.0

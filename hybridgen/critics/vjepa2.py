@@ -193,11 +193,18 @@ class VJEPA2Critic(PushToHubMixin):
             (directory / ERROR_HEAD_FILE).unlink(missing_ok=True)
         return directory
 
-    def model_card(self, *, repo_id: str | None = None, license: str | None = None, metrics: str = ""):
+    def model_card(
+        self,
+        *,
+        repo_id: str | None = None,
+        license: str | None = None,
+        metrics: str = "",
+        training: str = "",
+    ):
         """This critic's `huggingface_hub.ModelCard` (`hybridgen.hub.critic_card`)."""
         from hybridgen.hub import critic_card
 
-        return critic_card(self, repo_id=repo_id, license=license, metrics=metrics)
+        return critic_card(self, repo_id=repo_id, license=license, metrics=metrics, training=training)
 
     def describe(self) -> str:
         """One line on the model and how it scores, for cards and logs."""

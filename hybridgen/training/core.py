@@ -237,6 +237,13 @@ class ResumableTrainer(ABC):
         """Where this run trains, recorded in each checkpoint for the model card."""
         return training_machine(self.device)
 
+    def training_note(self, recipe: str) -> str:
+        """The "Training" lines of a model card: `recipe`, then where and how long it trained (summed over every
+        run that continued this one)."""
+        machine = ", ".join(f"{key} {value}" for key, value in self.machine().items())
+        minutes = training_seconds(self.history) / 60
+        return f"- {recipe}.\n- {minutes:.1f} minutes of training ({machine})."
+
     def save_checkpoint(self, directory: str | Path) -> None:
         """Write everything needed to resume, atomically (a temp folder renamed over the old checkpoint): the
         weights, and the trainer's state with `save_state` (JSON + safetensors, nothing pickled)."""
@@ -279,6 +286,18 @@ class ResumableTrainer(ABC):
             restore_log(output_dir / LOG_FILE, self.history)
         self.wait_for_everyone()
         return TrainingRun(self, output_dir, checkpoint_dir, show_progress and self.is_main_process)
+
+
+def training_seconds(history: list[dict]) -> float:
+    """Wall time of a run and the runs it resumed: each record's `seconds` counts from its own run's start, so
+    the clock going back marks a resume."""
+    total, last = 0.0, 0.0
+    for record in history:
+        seconds = float(record.get("seconds", last))
+        if seconds < last:  # a new run began
+            total += last
+        last = seconds
+    return total + last
 
 
 def check_state_counts(state: dict) -> None:

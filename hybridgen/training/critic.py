@@ -436,7 +436,14 @@ class CriticTrainer(ResumableTrainer):
         run.save_checkpoint()
         critic = self.export_critic()
         if self.is_main_process:
-            critic.save_pretrained(run.output_dir)
+            c = self.config
+            recipe = (
+                f"`hybridgen train-critic` on {c.data} from {c.init or 'random weights'}: {c.steps} steps of "
+                f"{c.batch_size} {c.window}-frame windows (plausible clips only), AdamW lr {c.lr:g}, EMA target "
+                f"encoder {c.ema_start:g} -> {c.ema_end:g}, mixed precision {c.mixed_precision}"
+            )
+            card = critic.model_card(training=self.training_note(recipe))
+            critic.save_pretrained(run.output_dir, model_card=card)
         self.wait_for_everyone()
         return critic
 

@@ -35,6 +35,7 @@ bf16 autocast, on CUDA only.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from hybridgen.hub import CARD_FILE, generator_card
 from hybridgen.models import CALL_DEFAULTS_FILE
 from hybridgen.pipelines.limits import check_finite_numbers
 from hybridgen.toyworld.text import build_t5_tokenizer, tiny_t5_encoder
@@ -564,7 +566,19 @@ class GeneratorTrainer(ResumableTrainer):
         # 5. ship the EMA transformer in a standard WanPipeline
         pipe = self.pipeline()
         pipe.save_pretrained(run.output_dir)
-        write_call_defaults(run.output_dir, c)
+        call_defaults = json.loads(write_call_defaults(run.output_dir, c).read_text())
+        recipe = (
+            f"`hybridgen train-generator` on {c.num_clips} toy-world clips: the VAE {c.vae_steps} steps of batch "
+            f"{c.vae_batch_size}, then the transformer (flow matching, EMA {c.ema_decay:g}) {c.steps} steps of "
+            f"batch {c.batch_size}, lr {c.lr:g}"
+        )
+        card = generator_card(
+            pipe,
+            call_defaults=call_defaults["pipeline_call"],
+            fps=call_defaults.get("fps"),
+            training=self.training_note(recipe),
+        )
+        card.save(run.output_dir / CARD_FILE)
         return pipe
 
 

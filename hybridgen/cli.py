@@ -518,16 +518,16 @@ def write_score_rows(rows: list[dict], path: Path) -> None:
     """`rows` as JSON lines or CSV (by `path`'s suffix), written atomically."""
     import csv
 
-    from hybridgen.video import atomic_write_path
+    from hybridgen.video import atomic_write_path, write_jsonl_atomic
 
+    if path.suffix.lower() == ".jsonl":
+        write_jsonl_atomic(rows, path)
+        return
     with atomic_write_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as file:
-        if path.suffix.lower() == ".jsonl":
-            file.writelines(json.dumps(row) + "\n" for row in rows)
-        else:
-            columns = ("path", "surprise", "frames", "fps", "error")
-            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        columns = ("path", "surprise", "frames", "fps", "error")
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def add_train_critic_parser(commands) -> None:

@@ -172,7 +172,7 @@ or `hybridgen generate "a red ball bouncing" -o best.mp4 --generator {name}`.
 
 {metrics.strip() or "No measurements were recorded with this pipeline."}
 """
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+    return _card(data, text)
 
 
 def critic_card(
@@ -214,7 +214,7 @@ or `hybridgen score clips/ --critic {name}`. The weights load in plain transform
 
 {metrics.strip() or "No measurements were recorded with this critic."}
 """
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+    return _card(data, text)
 
 
 def generator_card(pipeline, *, call_defaults: dict, fps: float | None, training: str = "") -> ModelCard:
@@ -235,6 +235,11 @@ under gravity). Every part is a standard diffusers / transformers class, so it l
 `DiffusionPipeline.from_pretrained(PATH)`, and `HybridPipeline.from_pretrained(PATH, critic=...)` drives it
 with its call defaults (`{CALL_DEFAULTS_FILE}`: {defaults}; {fps or "unstated"} fps).
 {_section("Training", training)}"""
+    return _card(data, text)
+
+
+def _card(data: ModelCardData, text: str) -> ModelCard:
+    """A model card: `data` as its YAML header, then the Markdown `text`."""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
 
 

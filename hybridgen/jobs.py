@@ -46,8 +46,6 @@ INTEGER_OPTIONS = ("candidates", "frames", "height", "width", "steps")
 # `video` conditioning is not taken yet: named apart so the error says so instead of "unknown field"
 CONDITIONING = ("video",)
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name, never a path
-# what `hybridgen.video.atomic_write_path` names its temporary files: `.<stem>.<12 hex digits>.tmp<suffix>`
-TEMPORARY_FILE = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,8 @@ def finished_record(directory: Path, item: BatchItem, request: dict) -> dict | N
 
 def remove_temporary_files(directory: Path, items: list[BatchItem]) -> list[Path]:
     """Delete the temporary files a killed run left behind for these items' outputs (and `results.jsonl`)."""
+    from hybridgen.video import TEMPORARY_FILE
+
     stems = {item.id for item in items} | {Path(RESULTS_FILE).stem}
     removed = []
     for path in directory.iterdir() if directory.is_dir() else ():
@@ -254,7 +254,7 @@ def run_batch(
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
-    from hybridgen.video import atomic_write_path, check_directory_path
+    from hybridgen.video import check_directory_path, write_jsonl_atomic
 
     directory = check_directory_path(directory)
     defaults = dict(defaults or {})
@@ -295,11 +295,9 @@ def run_batch(
     rows = gather_object(rows) if distributed else rows  # every process's, in item order
 
     if main:
-        with atomic_write_path(directory / RESULTS_FILE) as temporary:
-            with open(temporary, "w", encoding="utf-8") as file:
-                file.writelines(
-                    json.dumps({k: v for k, v in row.items() if k != "status"}) + "\n" for row in rows
-                )
+        write_jsonl_atomic(
+            [{k: v for k, v in row.items() if k != "status"} for row in rows], directory / RESULTS_FILE
+        )
     if distributed:
         processes.wait_for_everyone()
     statuses = [row["status"] for row in rows]

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import secrets
 import subprocess
 import sys
@@ -556,6 +557,10 @@ def check_directory_path(path: str | os.PathLike[str], action: str = "write to")
     return path
 
 
+# the temporary name `atomic_write_path` gives a file before renaming it onto its path: `.<stem>.<12 hex>.tmp<suffix>`
+TEMPORARY_FILE = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?")
+
+
 @contextlib.contextmanager
 def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
@@ -697,6 +702,15 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> pathlib.Path:
     TypeError before anything is written.
     """
     text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    path = pathlib.Path(path)
+    with atomic_write_path(path) as temp_path:
+        temp_path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_jsonl_atomic(rows: Sequence[Any], path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write `rows` as JSON lines (one object a line, UTF-8), atomically, as `write_json_atomic` writes JSON."""
+    text = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
     path = pathlib.Path(path)
     with atomic_write_path(path) as temp_path:
         temp_path.write_text(text, encoding="utf-8")

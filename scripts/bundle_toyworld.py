@@ -19,6 +19,7 @@ from hybridgen.critics.error_head import ERROR_HEAD_FILE
 from hybridgen.models import WEIGHTS_DIR
 from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, VIOLATION_SCORING
 from hybridgen.training.checkpoints import replacing_directory
+from hybridgen.training.core import training_runs, training_seconds
 from hybridgen.training.critic import EVAL_SEED
 from hybridgen.training.error_head import CALIBRATION_SEED
 from hybridgen.training.state import load_state, state_exists
@@ -33,12 +34,8 @@ GENERATOR_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "transformer",
 
 def training_time(log: list[dict]) -> str:
     """Wall time of a training log, per resumed segment: the `seconds` of each row count from its run's start."""
-    segments = [[log[0]]]
-    for row in log[1:]:
-        if row["seconds"] < segments[-1][-1]["seconds"]:
-            segments.append([])
-        segments[-1].append(row)
-    total = sum(segment[-1]["seconds"] for segment in segments) / 60
+    segments = training_runs(log)
+    total = training_seconds(log) / 60
     if len(segments) == 1:
         return f"{total:.1f} minutes of wall time"
     parts = [

@@ -330,9 +330,7 @@ class VJEPA2Critic(PushToHubMixin):
 
     def _crop_uint8(self, frames: list[np.ndarray]) -> np.ndarray:
         """uint8 `(n, H, W, 3)` frames -> their crops, uint8 `(n, S, S, 3)`."""
-        pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255  # (n, 3, H, W)
-        crops = self.crop_frames(pixels)
-        return (crops * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return uint8_crops(frames, self.options.resize_to, self.crop_size, device=self.device)
 
     def surprise(self, video: torch.Tensor, *, fps: float | None = None) -> torch.Tensor:
         """Differentiable clip surprise, for guidance; the same number `score` gives the clip.
@@ -574,6 +572,16 @@ def resized_size(height: int, width: int, resize_to: int) -> tuple[int, int]:
     """`(H, W)` after scaling the shorter side to `resize_to` (never below it on either side)."""
     scale = resize_to / min(height, width)
     return max(resize_to, round(height * scale)), max(resize_to, round(width * scale))
+
+
+def uint8_crops(
+    frames: Sequence[np.ndarray], resize_to: int, crop: int, *, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """uint8 `(n, H, W, 3)` frames -> their crops as the critic makes them (`resize_and_crop`), uint8
+    `(n, crop, crop, 3)`: what `read_crops` keeps of a video and the folder trainer of its windows."""
+    pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255  # (n, 3, H, W)
+    crops = resize_and_crop(pixels, resize_to, crop, device=device)
+    return (crops * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def resize_and_crop(

@@ -288,16 +288,23 @@ class ResumableTrainer(ABC):
         return TrainingRun(self, output_dir, checkpoint_dir, show_progress and self.is_main_process)
 
 
-def training_seconds(history: list[dict]) -> float:
-    """Wall time of a run and the runs it resumed: each record's `seconds` counts from its own run's start, so
-    the clock going back marks a resume."""
-    total, last = 0.0, 0.0
+def training_runs(history: list[dict]) -> list[list[dict]]:
+    """A run's history split into the runs that resumed each other: each record's `seconds` count from its own
+    run's start, so the clock going back marks a resume (a record without `seconds` stays in the run it is in)."""
+    runs: list[list[dict]] = []
+    last = 0.0
     for record in history:
         seconds = float(record.get("seconds", last))
-        if seconds < last:  # a new run began
-            total += last
+        if not runs or seconds < last:
+            runs.append([])
+        runs[-1].append(record)
         last = seconds
-    return total + last
+    return runs
+
+
+def training_seconds(history: list[dict]) -> float:
+    """Wall time of a run and of the runs it resumed."""
+    return sum(max(float(r.get("seconds", 0.0)) for r in run) for run in training_runs(history))
 
 
 def check_state_counts(state: dict) -> None:

@@ -4,7 +4,7 @@
 `calibrate-critic --data FOLDER` sample from. Nothing but the frame counts is held in memory: each batch is a list
 of `(video, first frame)` windows drawn in the main process, and a torch `DataLoader`'s worker processes decode them
 (`read_window`), each frame resized and centre-cropped as it is decoded, exactly as the critic's scoring does
-(`hybridgen.critics.vjepa2.resize_and_crop`), and kept as uint8.
+(`hybridgen.critics.vjepa2.uint8_crops`), and kept as uint8.
 
 Batch `i` of a run is drawn from `(seed, i)` alone, not from the trainer's generator: workers decode batches ahead of
 the trainer, and a resumed run (`load_state_dict`) draws the batches an uninterrupted one would. Split across
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybridgen.critics.vjepa2 import resize_and_crop
+from hybridgen.critics.vjepa2 import uint8_crops
 from hybridgen.video import find_videos, open_video
 
 
@@ -53,9 +53,7 @@ def read_window(path: Path, indices: np.ndarray, resize_to: int, crop_size: int)
     with open_video(path) as video:
         for position, frame in enumerate(video.frames()):  # uint8 (H, W, 3)
             if position in wanted:
-                pixels = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
-                crop = resize_and_crop(pixels, resize_to, crop_size)[0]  # (3, S, S)
-                crops[position] = last = (crop * 255).round().to(torch.uint8).permute(1, 2, 0)
+                crops[position] = last = torch.from_numpy(uint8_crops([frame], resize_to, crop_size)[0])
             if position >= indices[-1]:
                 break
     if last is None:

@@ -155,7 +155,6 @@ class VideoFolderClips:
         window: int,
         part: tuple[int, int] = (0, 1),
     ) -> torch.Tensor:
-        self.check_window(window)
         settings = (batch_size, window, tuple(part))
         if settings != self._loader_settings:
             self._start(settings)
@@ -165,8 +164,9 @@ class VideoFolderClips:
 
     def _start(self, settings) -> None:
         """(Re)start the workers at batch `self.batches` for `(batch_size, window, part)`."""
-        self.close()
         batch_size, window, part = settings
+        self.check_window(window)  # once per setting, not per batch
+        self.close()
         windows = _Windows(self.paths, self.source_fps, window, self.fps, self.resize_to, self.crop_size)
         draws = _BatchDraws(self.lengths, batch_size, window, self.seed, self.batches, part)
         loader = torch.utils.data.DataLoader(

@@ -1,9 +1,10 @@
-# Reproduce the bundled toy-world weights from scratch on a CPU (see hybridgen/toyworld/weights/*/README.md).
+# Reproduce the bundled toy-world weights from scratch on a CPU (see hybridgen/toyworld/weights/*/README.md). The
+# benchmarks write under benchmarks/results/, where the bundled cards read their numbers from (scripts/bundle_toyworld.py).
 PYTHON ?= python
 RUN ?= runs
 THREADS ?= 2
 
-.PHONY: toyworld-critic toyworld-generator test test-fast lint
+.PHONY: toyworld-critic toyworld-generator test test-fast lint ui-screenshots
 
 # The critic, in three stages, each started from the one before (its weights; a fresh warm-up and cosine from peak
 # lr 1e-3; fresh clips). Stage 1: 2000 steps from random weights, then resumed to 4000 (the cosine schedule is
@@ -24,15 +25,15 @@ toyworld-critic:
 		--lr 1e-3 --seed 200000 --eval-every 1000 --checkpoint-every 500 --threads $(THREADS) --no-resume
 	$(PYTHON) -m hybridgen.cli calibrate-critic $(RUN)/toyworld-critic -o $(RUN)/toyworld-critic --threads $(THREADS)
 	$(PYTHON) benchmarks/toyworld_critic.py --critic $(RUN)/toyworld-critic --pairs 200 --threads $(THREADS) \
-		--json $(RUN)/toyworld-critic/results.json
-	$(PYTHON) scripts/bundle_toyworld.py critic $(RUN)/toyworld-critic --results $(RUN)/toyworld-critic/results.json
+		--json benchmarks/results/toyworld_critic.json
+	$(PYTHON) scripts/bundle_toyworld.py critic $(RUN)/toyworld-critic --results benchmarks/results/toyworld_critic.json
 
 toyworld-generator:
 	$(PYTHON) -m hybridgen.cli train-generator $(RUN)/toyworld-generator --threads $(THREADS) --no-resume
 	$(PYTHON) benchmarks/toyworld_best_of_n.py --generator $(RUN)/toyworld-generator --critic toyworld \
-		--threads $(THREADS) --json $(RUN)/toyworld-generator/results.json
+		--threads $(THREADS) --json benchmarks/results/toyworld_best_of_n.json
 	$(PYTHON) scripts/bundle_toyworld.py generator $(RUN)/toyworld-generator \
-		--results $(RUN)/toyworld-generator/results.json
+		--results benchmarks/results/toyworld_best_of_n.json
 
 test:
 	$(PYTHON) -m pytest -q
@@ -42,3 +43,6 @@ test-fast:  # the edit-run loop: everything but the tests marked slow
 
 lint:
 	ruff format --check . && ruff check .
+
+ui-screenshots:  # docs/ui-generate.png and docs/ui-score.png, the README's pictures of the web app (needs Chromium)
+	$(PYTHON) scripts/ui_screenshots.py docs/

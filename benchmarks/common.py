@@ -1,7 +1,8 @@
 """What the benchmark scripts share: their common options, a description of the machine, and writing results.
 
 Every script here takes `--threads N` (torch CPU threads) and `--json PATH` (write the results there as JSON), and
-those that can run on an accelerator `--device`. Each result file ends with a "machine" block saying where it ran.
+those that can run on an accelerator `--device`. Each result file ends with the command that wrote it ("command",
+which the bundled models' cards quote) and a "machine" block saying where it ran.
 
     parser = benchmark_parser(__doc__, threads=1)
     parser.add_argument(...)  # the script's own options
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -96,8 +99,11 @@ def machine(device: str | torch.device | None = None) -> dict:
 
 
 def write_results(results: dict, path: str | os.PathLike[str], *, device: str | None = None) -> Path:
-    """Write `results` to `path` as JSON, atomically, with a "machine" block (`machine(device)`) at the end unless
-    they have one; say where. Returns `path` as a Path."""
+    """Write `results` to `path` as JSON, atomically, with the command that ran ("command": `python` and this
+    process's arguments) and a "machine" block (`machine(device)`) at the end unless they have them; say where.
+    Returns `path` as a Path."""
+    if "command" not in results:
+        results = {**results, "command": shlex.join(["python", *sys.argv])}
     if "machine" not in results:
         results = {**results, "machine": machine(device)}
     path = write_json_atomic(results, path)

@@ -73,8 +73,8 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_generation_options(parser: argparse.ArgumentParser) -> None:
-    """The options `generate` and `batch` share: which models, how many candidates, how they are made."""
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Which generator and critic `generate`, `batch` and `ui` load."""
     parser.add_argument(
         "--generator",
         default="toyworld",
@@ -84,6 +84,11 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
         "--critic",
         help="V-JEPA 2 model: Hub id, local directory or 'toyworld' (default: the generator's bundled critic)",
     )
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """The options `generate` and `batch` share: which models, how many candidates, how they are made."""
+    _add_model_options(parser)
     parser.add_argument("--candidates", type=int, default=4, help="number of candidates (default 4)")
     parser.add_argument(
         "--strategy",
@@ -92,7 +97,18 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
         help="rerank: best-of-N; search: prune trajectories mid-denoising by surprise; guidance: push latents "
         "against the surprise gradient, then rerank (default rerank)",
     )
-    parser.add_argument("--frames", type=int, help="frames per clip (pipeline default if unset)")
+    parser.add_argument(
+        "--score-given-frames",
+        action=argparse.BooleanOptionalAction,
+        help="with an image to start from: whether the critic scores the given first frame with the generated ones "
+        "(default: yes, the seam between them is judged too; --no-score-given-frames scores the generated frames "
+        "alone)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="frames per clip (pipeline default if unset); with --video, the clip's first FRAMES frames",
+    )
     parser.add_argument("--height", type=int, help="frame height in pixels")
     parser.add_argument("--width", type=int, help="frame width in pixels")
     parser.add_argument("--steps", type=int, help="denoising steps per candidate")
@@ -100,6 +116,10 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
     )
+    _add_memory_options(parser)
+
+
+def _add_memory_options(parser: argparse.ArgumentParser) -> None:
     memory = parser.add_argument_group("memory")
     memory.add_argument(
         "--offload",
@@ -148,6 +168,13 @@ def add_generate_parser(commands) -> None:
         metavar="PNG",
         help="condition every candidate on this image (an image-to-video generator's `image`)",
     )
+    generate.add_argument(
+        "--video",
+        type=Path,
+        metavar="MP4",
+        help="condition every candidate on this clip, its first --frames frames if given (a video-to-video "
+        "generator's `video`)",
+    )
     generate.add_argument("--seed", type=int, default=0, help="seed for the candidates' seeds (default 0)")
     generate.add_argument(
         "--save-candidates", type=Path, metavar="DIR", help="also write every candidate here"
@@ -174,12 +201,12 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from hybridgen.pipelines.hybrid import describe_reports
-    from hybridgen.video import check_fps, read_image
+    from hybridgen.video import check_fps
 
     check_generate_outputs(args)  # every output, before minutes of generation, not after
     if args.fps is not None:
         check_fps(args.fps, "--fps")
-    conditioning = {"image": read_image(args.image)} if args.image is not None else {}
+    conditioning = read_conditioning(args)  # a missing, unreadable or short file: before loading
     pipe = load_pipeline(args, args.device or default_device())
     check_conditioning(pipe, conditioning)
     out = pipe(
@@ -194,6 +221,7 @@ def run_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         show_progress=not args.quiet,
         **conditioning,
+        **({} if args.score_given_frames is None else {"score_given_frames": args.score_given_frames}),
     )
     written = [out.save(args.output, fps=args.fps)]
     if args.save_candidates:
@@ -210,16 +238,27 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_conditioning(args: argparse.Namespace) -> dict:
+    """`--image` and `--video` (its first `--frames` frames), read before any model loads."""
+    from hybridgen.pipelines.conditioning import read_conditioning_video
+    from hybridgen.video import read_image
+
+    conditioning = {}
+    if args.image is not None:
+        conditioning["image"] = read_image(args.image)
+    if args.video is not None:
+        conditioning["video"] = read_conditioning_video(args.video, args.frames)
+    return conditioning
+
+
 def check_conditioning(pipe, conditioning: dict) -> None:
     """Refuse conditioning the generator does not take (`--image` for a text-to-video pipeline)."""
+    from hybridgen.pipelines.conditioning import untaken_conditioning_message
     from hybridgen.pipelines.rerank import call_parameters
 
     for name in conditioning:
         if name not in call_parameters(pipe.pipeline):
-            raise ValueError(
-                f"--{name} needs a generator that takes an {name}; {type(pipe.pipeline).__name__} does not (use an "
-                f"image-to-video pipeline, e.g. LTXImageToVideoPipeline)."
-            )
+            raise ValueError(untaken_conditioning_message(pipe.pipeline, name, f"--{name}"))
 
 
 def check_generate_outputs(args: argparse.Namespace) -> None:
@@ -287,8 +326,8 @@ def add_batch_parser(commands) -> None:
         "items",
         type=Path,
         help=".txt (one prompt a line; blank lines and # comments skipped), or .jsonl / .csv with a 'prompt' "
-        "field and optional id, seed, image (a path, relative to the items file), candidates, strategy, frames, "
-        "height, width, steps, negative_prompt",
+        "field and optional id, seed, image or video (a path, relative to the items file), candidates, strategy, "
+        "frames, height, width, steps, negative_prompt",
     )
     batch.add_argument(
         "-o", "--output", required=True, type=Path, metavar="DIR", help="folder for the results"
@@ -326,6 +365,8 @@ def run_batch(args: argparse.Namespace) -> int:
     # 3. Generate this process's share of the items; one process writes results.jsonl
     defaults = {name: getattr(args, name) for name in ("candidates", "strategy", "frames", "height", "width")}
     defaults |= {"steps": args.steps, "batch_size": args.batch_size}
+    if args.score_given_frames is not None:  # HybridPipeline's default otherwise, as earlier runs asked
+        defaults["score_given_frames"] = args.score_given_frames
     summary = jobs.run_batch(
         pipe,
         items,
@@ -342,6 +383,40 @@ def run_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if summary["failed"] else 0
+
+
+def add_ui_parser(commands) -> None:
+    """`hybridgen ui`: the Gradio web app over the generator and its critic."""
+    ui = commands.add_parser(
+        "ui",
+        help="open the web app: generate and score in a browser (needs: pip install 'hybridgen[ui]')",
+        description="Serve the Gradio app on http://HOST:PORT: a Generate tab (prompt, candidates, strategy, seed; "
+        "the chosen clip, every candidate's surprise, curves and heatmap) and a Score tab (upload videos). Local "
+        "only unless --share.",
+    )
+    _add_model_options(ui)
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.add_argument(
+        "--share", action="store_true", help="also open a public gradio.live link (off unless asked)"
+    )
+    _add_memory_options(ui)
+    _add_device_options(ui)
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    try:
+        from hybridgen.ui import build_app
+    except ImportError as error:
+        raise ValueError(f"the web app needs Gradio: pip install 'hybridgen[ui]' ({error})") from None
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be from 1 to 65535, got {args.port}.")
+    pipe = load_pipeline(args, args.device or default_device())
+    app = build_app(pipe)
+    app.queue().launch(server_name=args.host, server_port=args.port, share=args.share, quiet=args.quiet)
+    return 0
 
 
 def add_score_parser(commands) -> None:
@@ -738,6 +813,7 @@ COMMANDS = {
     "generate": (add_generate_parser, run_generate),
     "batch": (add_batch_parser, run_batch),
     "score": (add_score_parser, run_score),
+    "ui": (add_ui_parser, run_ui),
     "train-critic": (add_train_critic_parser, run_train_critic),
     "calibrate-critic": (add_calibrate_critic_parser, run_calibrate_critic),
     "train-generator": (add_train_generator_parser, run_train_generator),

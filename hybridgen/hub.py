@@ -29,7 +29,7 @@ from hybridgen.models import (
     _read_checkpoint_json,
     hub_offline,
 )
-from hybridgen.video import check_directory_path, write_json_atomic
+from hybridgen.video import atomic_write_path, check_directory_path, write_json_atomic
 
 PIPELINE_FILE = "hybridgen_pipeline.json"
 PIPELINE_FORMAT = 1
@@ -182,9 +182,11 @@ def critic_card(
     license: str | None = None,
     metrics: str = "",
     training: str = "",
+    details: str = "",
 ) -> ModelCard:
-    """A model card for a `VJEPA2Critic` folder: metadata, how to score with it, how it was trained (`training`,
-    Markdown, from `train-critic`) and `metrics` (Markdown), if any."""
+    """A model card for a `VJEPA2Critic` folder: metadata, how to score with it (in hybridgen and in plain
+    transformers), `details` on the model (Markdown), how it was trained (`training`, Markdown, from
+    `train-critic`) and `metrics` (Markdown), if any."""
     name = repo_id or "PATH_OR_REPO_ID"
     data = ModelCardData(
         library_name="hybridgen",
@@ -196,7 +198,7 @@ def critic_card(
 # {repo_id or "A hybridgen critic"}
 
 A V-JEPA 2 world model used as a critic of motion: it predicts each clip's future from its past in latent space,
-and its surprise (the prediction error) is low for plausible dynamics. {critic.describe()}.
+and its surprise (the prediction error) is low for plausible dynamics. It is {critic.describe()}.
 
 ## Use
 
@@ -208,8 +210,8 @@ report = critic.score(frames)  # (T, H, W, 3) frames; lower surprise = more plau
 ```
 
 or `hybridgen score clips/ --critic {name}`. The weights load in plain transformers too
-(`VJEPA2Model.from_pretrained`); the scoring options are in `critic_config.json`.
-{_section("Training", training)}
+(`VJEPA2Model.from_pretrained`); the scoring options are in `critic_config.json`. {transformers_preprocessing(critic)}
+{_section("Model", details)}{_section("Training", training)}
 ## Measured
 
 {metrics.strip() or "No measurements were recorded with this critic."}
@@ -217,25 +219,61 @@ or `hybridgen score clips/ --critic {name}`. The weights load in plain transform
     return _card(data, text)
 
 
-def generator_card(pipeline, *, call_defaults: dict, fps: float | None, training: str = "") -> ModelCard:
+def generator_card(
+    pipeline,
+    *,
+    call_defaults: dict,
+    fps: float | None,
+    training: str = "",
+    repo_id: str | None = None,
+    license: str | None = None,
+    details: str = "",
+    metrics: str = "",
+) -> ModelCard:
     """A model card for a diffusers video pipeline trained by `hybridgen train-generator`: metadata, its call
-    defaults, how to load it, and how it was trained (`training`, Markdown)."""
+    defaults, how to load it, `details` on the model, how it was trained (`training`) and `metrics` (all
+    Markdown), each section only if given."""
     name = type(pipeline).__name__
     data = ModelCardData(
         library_name="diffusers",
         tags=["hybridgen", "text-to-video", "toy-world"],
         pipeline_tag="text-to-video",
+        license=license,
     )
     defaults = ", ".join(f"{k}={v!r}" for k, v in call_defaults.items()) or "none"
     text = f"""
-# A toy-world `{name}`
+# {repo_id or f"A toy-world `{name}`"}
 
 A small text-to-video `{name}` trained by `hybridgen train-generator` on hybridgen's toy physics world (balls
-under gravity). Every part is a standard diffusers / transformers class, so it loads with
-`DiffusionPipeline.from_pretrained(PATH)`, and `HybridPipeline.from_pretrained(PATH, critic=...)` drives it
+under gravity). Every part is a standard diffusers / transformers class, so its folder loads with
+`DiffusionPipeline.from_pretrained`, and `HybridPipeline.from_pretrained("{repo_id or "PATH"}", critic=...)` drives it
 with its call defaults (`{CALL_DEFAULTS_FILE}`: {defaults}; {fps or "unstated"} fps).
-{_section("Training", training)}"""
+{_section("Model", details)}{_section("Training", training)}{_section("Measured", metrics)}"""
     return _card(data, text)
+
+
+def transformers_preprocessing(critic) -> str:
+    """How plain transformers prepares frames for `critic`, for its card: `AutoVideoProcessor` reads the
+    `video_preprocessor_config.json` that `save_pretrained` writes, but resizes to crop x 256 / 224 whatever it
+    says (`transformers_resize`)."""
+    from hybridgen.critics.vjepa2 import transformers_resize
+
+    resize, theirs = critic.options.resize_to, transformers_resize(critic.crop_size)
+    reads = "`AutoVideoProcessor.from_pretrained` (transformers, with torchvision) reads `video_preprocessor_config.json`"
+    if resize == theirs:
+        return f"{reads} and prepares frames as the critic does."
+    return (
+        f"{reads}, but transformers' `VJEPA2VideoProcessor` resizes the shorter side to crop x 256 / 224 = {theirs} "
+        f"px whatever the file says, where this critic resizes it to {resize} px: call the processor with "
+        f'`size={{"shortest_edge": {resize}}}` to prepare frames as the critic does.'
+    )
+
+
+def save_card(card: ModelCard, path: str | Path) -> Path:
+    """Write `card` to `path` atomically: a reader sees the old card or the new one."""
+    with atomic_write_path(path) as temporary:
+        card.save(temporary)
+    return Path(path)
 
 
 def _card(data: ModelCardData, text: str) -> ModelCard:

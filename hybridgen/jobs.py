@@ -41,10 +41,10 @@ CALL_OPTIONS = {
     "steps": "num_inference_steps",
     "negative_prompt": "negative_prompt",
     "image": "image",  # a path (relative to the items file); the image is read when the item runs
+    "video": "video",  # a path too; the clip (its first `frames` frames, if given) is read when the item runs
 }
 INTEGER_OPTIONS = ("candidates", "frames", "height", "width", "steps")
-# `video` conditioning is not taken yet: named apart so the error says so instead of "unknown field"
-CONDITIONING = ("video",)
+PATH_OPTIONS = ("image", "video")
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a file name, never a path
 
 
@@ -117,13 +117,10 @@ def _rows(path: Path):
 
 def _item(row: dict, line: int, index: int, first_seed: int, path: Path) -> BatchItem:
     where = f"{path}:{line}"
-    unknown = sorted(set(row) - {"prompt", "id", "seed", *CALL_OPTIONS, *CONDITIONING})
+    unknown = sorted(set(row) - {"prompt", "id", "seed", *CALL_OPTIONS})
     if unknown:
         allowed = ", ".join(["prompt", "id", "seed", *CALL_OPTIONS])
         raise ValueError(f"{where}: unknown field {unknown[0]!r}; an item may have {allowed}.")
-    conditioning = [name for name in CONDITIONING if name in row]
-    if conditioning:
-        raise ValueError(f"{where}: {conditioning[0]!r} conditioning is not supported by batch jobs yet.")
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"{where}: the item has no prompt (a non-empty 'prompt' field).")
@@ -143,7 +140,7 @@ def _item(row: dict, line: int, index: int, first_seed: int, path: Path) -> Batc
             value = _integer(value, name, where, minimum=1)
         elif not isinstance(value, str):
             raise ValueError(f"{where}: {name} must be text, got {value!r}.")
-        elif name == "image":
+        elif name in PATH_OPTIONS:
             value = str(
                 (path.parent / value).resolve()
             )  # as the items file names it, wherever the batch runs
@@ -195,13 +192,16 @@ def run_item(
     """Generate `item`, write its clip then its record; return the record."""
     import torch
 
+    from hybridgen.pipelines.conditioning import read_conditioning_video
     from hybridgen.video import read_image, write_json_atomic
 
     request = item.request(defaults)
     started = time.perf_counter()
     call = {CALL_OPTIONS[name]: value for name, value in request.items() if name in CALL_OPTIONS}
-    if call.get("image") is not None:
-        call["image"] = read_image(call["image"])  # a missing or broken image fails this item alone
+    if call.get("image") is not None:  # a missing or broken file fails this item alone
+        call["image"] = read_image(call["image"])
+    if call.get("video") is not None:
+        call["video"] = read_conditioning_video(call["video"], call.get("num_frames"))
     out = pipe(
         item.prompt,
         generator=torch.Generator().manual_seed(item.seed),

@@ -28,7 +28,9 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # never pi
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
 # libraries whose classes a pipeline's model_index.json may name; any other module it names would be imported
 COMPONENT_LIBRARIES = ("diffusers", "transformers")
-PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+# what transformers' AutoVideoProcessor reads (`VJEPA2Critic.save_pretrained` writes the first), newest name first
+VIDEO_PROCESSOR_FILE = "video_preprocessor_config.json"
+PROCESSOR_FILES = (VIDEO_PROCESSOR_FILE, "preprocessor_config.json")
 CRITIC_CONFIG_FILE = "critic_config.json"
 # hybridgen's file next to a pipeline's model_index.json: {"fps": clip frame rate, "pipeline_call": {keyword: default}}
 CALL_DEFAULTS_FILE = "call_defaults.json"

@@ -33,17 +33,26 @@ from diffusers import (
     AutoencoderKLLTXVideo,
     AutoencoderKLWan,
     CogVideoXDDIMScheduler,
+    CogVideoXImageToVideoPipeline,
     CogVideoXPipeline,
     CogVideoXTransformer3DModel,
+    CogVideoXVideoToVideoPipeline,
     DiffusionPipeline,
     FlowMatchEulerDiscreteScheduler,
+    LTXImageToVideoPipeline,
     LTXPipeline,
     LTXVideoTransformer3DModel,
     UniPCMultistepScheduler,
+    WanImageToVideoPipeline,
     WanPipeline,
     WanTransformer3DModel,
 )
-from transformers import VJEPA2Config, VJEPA2Model
+from transformers import CLIPVisionConfig, CLIPVisionModel, VJEPA2Config, VJEPA2Model
+
+try:  # transformers 5: the PIL image processor, which needs no torchvision (the name diffusers saves it under)
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:
+    from transformers import CLIPImageProcessor
 
 from hybridgen.toyworld.text import (
     TEXT_ENCODER_VARIANTS,
@@ -61,10 +70,12 @@ __all__ = [
     "build_t5_tokenizer",
     "populate_hf_cache",
     "tiny_cogvideox_pipeline",
+    "tiny_image_to_video_pipeline",
     "tiny_ltx_pipeline",
     "tiny_pipeline",
     "tiny_t5_encoder",
     "tiny_vjepa2_config",
+    "tiny_video_to_video_pipeline",
     "tiny_vjepa2_model",
     "tiny_wan_pipeline",
 ]
@@ -306,6 +317,74 @@ def tiny_cogvideox_pipeline(seed: int = 0) -> CogVideoXPipeline:
         scheduler=noise_scheduler,
     )
     return _finish(pipe)
+
+
+IMAGE_TO_VIDEO_FAMILIES = ("wan", "ltx", "cogvideox")
+
+
+def tiny_image_to_video_pipeline(
+    family: str, seed: int = 0, *, image_encoder: bool = True, expand_timesteps: bool = False
+) -> DiffusionPipeline:
+    """The image-to-video pipeline of ``family`` on the components of :func:`tiny_pipeline` (``family``, ``seed``);
+    call it with ``image=`` and ``TINY_CALL_KWARGS[family]``.
+
+    - ``"wan"``: ``WanImageToVideoPipeline``. Its transformer takes the noisy latents concatenated on channels
+      with the conditioning (4 mask channels + 16 latent channels: ``in_channels=36``) and, with
+      ``image_encoder=True`` (Wan 2.1 I2V), a tiny random ``CLIPVisionModel``'s image embedding (16 px, 17 tokens);
+      ``image_encoder=False`` is Wan 2.2 A14B I2V's layout (no image embedding). ``expand_timesteps=True`` is Wan
+      2.2 TI2V's: the conditioned first latent frame is blended into the latents, ``in_channels=16``.
+    - ``"ltx"``: ``LTXImageToVideoPipeline`` on the text-to-video components unchanged (the image is the first
+      latent frame, kept out of the scheduler's steps).
+    - ``"cogvideox"``: ``CogVideoXImageToVideoPipeline``: image latents concatenated on channels, ``in_channels=8``.
+    """
+    base = tiny_pipeline(family, seed=seed)
+    components = dict(base.components)
+    if family == "ltx":
+        return _finish(LTXImageToVideoPipeline(**components))
+    if family == "cogvideox":
+        config = base.transformer.config
+        components["transformer"] = seeded(
+            seed, lambda: CogVideoXTransformer3DModel.from_config(config, in_channels=8)
+        )
+        return _finish(CogVideoXImageToVideoPipeline(**components))
+    config = base.transformer.config
+    transformer = seeded(
+        seed,
+        lambda: WanTransformer3DModel.from_config(
+            config, in_channels=16 if expand_timesteps else 36, image_dim=4 if image_encoder else None
+        ),
+    )
+    encoder = processor = None
+    if image_encoder:
+        vision = CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=16,
+            intermediate_size=16,
+            patch_size=4,
+        )
+        encoder = seeded(seed, lambda: CLIPVisionModel(vision))
+        processor = CLIPImageProcessor(crop_size=16, size=16)
+    pipe = WanImageToVideoPipeline(
+        tokenizer=components["tokenizer"],
+        text_encoder=components["text_encoder"],
+        vae=components["vae"],
+        scheduler=components["scheduler"],
+        image_processor=processor,
+        image_encoder=encoder,
+        transformer=transformer,
+        expand_timesteps=expand_timesteps,
+    )
+    return _finish(pipe)
+
+
+def tiny_video_to_video_pipeline(seed: int = 0) -> CogVideoXVideoToVideoPipeline:
+    """``CogVideoXVideoToVideoPipeline`` on the components of :func:`tiny_cogvideox_pipeline`: call it with
+    ``video=`` (a list of PIL frames; the clip has as many frames, ``8k + 1`` as CogVideoX makes them) and
+    ``TINY_CALL_KWARGS["cogvideox"]`` without ``num_frames``."""
+    return _finish(CogVideoXVideoToVideoPipeline(**tiny_cogvideox_pipeline(seed).components))
 
 
 _TINY_PIPELINE_BUILDERS = {

@@ -78,7 +78,7 @@ def test_items_come_from_txt_jsonl_and_csv(tmp_path):
         ("a.jsonl", '{"prompt": "x", "id": "results"}\n', "id 'results' cannot name a file"),
         ("a.jsonl", '{"prompt": "x", "candidates": 0}\n', "candidates must be an integer >= 1, got 0"),
         ("a.jsonl", '{"prompt": "x", "seed": -1}\n', "seed must be an integer >= 0"),
-        ("a.jsonl", '{"prompt": "x", "video": "a.mp4"}\n', "'video' conditioning is not supported"),
+        ("a.jsonl", '{"prompt": "x", "video": 3}\n', "a.jsonl:1: video must be text, got 3"),
         ("a.jsonl", '["x"]\n', "must be a JSON object"),
         ("a.jsonl", "{prompt\n", "a.jsonl:1: not JSON"),
         ("a.csv", "prompt,candidates\nx,two\n", "a.csv:2: candidates must be an integer >= 1, got 'two'"),

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -50,10 +51,12 @@ def test_shared_options_refuse_bad_outputs_before_the_work_and_results_say_where
     common.write_results({"rows": [1, 2]}, args.json, device=args.device)
     assert f"wrote {args.json}" in capsys.readouterr().out
     written = json.loads(args.json.read_text())
-    assert list(written) == ["rows", "machine"] and written["machine"]["device"] == "cpu"
+    assert list(written) == ["rows", "command", "machine"] and written["machine"]["device"] == "cpu"
+    assert written["command"] == shlex.join(["python", *sys.argv])  # how to rerun it, which cards quote
     assert written["machine"]["accelerator"] is None and written["machine"]["cpu_cores"] >= 1
-    common.write_results({"machine": {"given": True}}, args.json)  # a block of the script's own is kept
-    assert json.loads(args.json.read_text()) == {"machine": {"given": True}}
+    given = {"command": "python mine.py", "machine": {"given": True}}
+    common.write_results(given, args.json)  # blocks of the script's own are kept
+    assert json.loads(args.json.read_text()) == given
     # a script refuses a bad --json at once, before loading anything
     result = run_script("toyworld_critic.py", ["--skip-critics", "--json", str(tmp_path / "notes.txt")])
     assert result.returncode == 2 and "--json: cannot write" in result.stderr

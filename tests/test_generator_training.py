@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from bundle_toyworld import generator_card
+from bundle_toyworld import run_generator_card
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 from huggingface_hub import ModelCard
 
@@ -136,7 +136,7 @@ def test_losses_fall_and_the_saved_pipeline_generates(tmp_path):
         "best_of_n": rows,
         "prompt_following": {"count": 0.5, "colour": 1},
     }
-    card = generator_card(tmp_path / "run", results)
+    card = str(run_generator_card(tmp_path / "run", [results]))
     assert "compresses 8x in space and 4x in time, with 4 channels" in card
     assert "Stage 1, VAE: 15 steps" in card and "Stage 2, transformer: 40 steps" in card
     assert 'critic `toyworld` scoring {"aggregate": "mean"}' in card

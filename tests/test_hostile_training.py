@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_toyworld import critic_card, generator_card
+from bundle_toyworld import run_critic_card, run_generator_card
 from test_generator_training import tiny_config
 
 import hybridgen
@@ -189,14 +189,14 @@ def test_the_bundler_never_unpickles_a_trainer_state(clips, critic_run, generato
         plant_pickle(run / "checkpoint" / "trainer_state.pt", marker)
         pickled_only(run)
     with pytest.raises(PickledCheckpointError, match="old pickle format"):
-        critic_card(critic, None)
+        run_critic_card(critic)
     with pytest.raises(PickledCheckpointError, match="old pickle format"):
-        generator_card(generator, None)
+        run_generator_card(generator)
     # a run started from an earlier stage whose checkpoint is an old pickle: the card follows `init` back to it
     later = tmp_path / "later"
     critic_trainer(clips, init=str(critic)).fit(later, show_progress=False)
     with pytest.raises(PickledCheckpointError, match="old pickle format"):
-        critic_card(later, None)
+        run_critic_card(later)
     assert not marker.exists()
 
 

@@ -37,7 +37,7 @@ def test_toyworld_resolves_to_both_bundled_models_offline(monkeypatch):
     assert size <= 25 * 10**6  # generator + critic
     assert not list(WEIGHTS_DIR.rglob("*.bin"))  # safetensors only
     card = (WEIGHTS_DIR / "generator" / "README.md").read_text()
-    assert "## Recipe" in card and "Training time" in card
+    assert "## Training" in card and "Training time" in card
 
 
 def test_the_generator_follows_count_and_colour_better_than_chance(pipe):

@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from bundle_toyworld import critic_card
+from bundle_toyworld import run_critic_card
 
 from hybridgen import VJEPA2Critic
+from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.checkpoints import recover_directory, replacing_directory
@@ -22,6 +23,7 @@ from hybridgen.training.critic import (
     ema_momentum,
 )
 from hybridgen.training.state import load_state, save_state
+from hybridgen.video import write_json_atomic
 
 SCORING = {"window": 8, "context": 4, "stride": 2, "direction": "both", "top_fraction": 0.1}
 
@@ -56,7 +58,7 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
         "scoring": {**SCORING, **VIOLATION_SCORING},
         "results": {"trained critic": {"teleport": {"accuracy": 0.75}, "mean": {"accuracy": 0.75}}},
     }
-    card = critic_card(tmp_path / "run", results)
+    card = str(run_critic_card(tmp_path / "run", [results]))
     assert "- 30 steps of batch 8" in card
     assert '"top_fraction": 0.1' in card  # the run's own default
     assert f"VIOLATION_SCORING` instead: {json.dumps(VIOLATION_SCORING)}" in card
@@ -68,17 +70,15 @@ def test_loss_falls_and_nothing_collapses(clips, tmp_path):
 
 def test_a_run_started_from_a_checkpoint_records_it_on_the_card(clips, tmp_path):
     make_trainer(clips, steps=2, init="runs/first-stage").fit(tmp_path / "run", show_progress=False)
-    assert "- Initialised from `runs/first-stage`" in critic_card(tmp_path / "run", None)
+    assert "- Initialised from `runs/first-stage`" in str(run_critic_card(tmp_path / "run"))
 
 
 def test_the_card_states_the_runs_own_data_masks_and_watch(clips, tmp_path):
     trainer = make_trainer(clips, steps=2, eval_every=1, eval_pairs=3, data="my/videos")
     trainer.evaluate = lambda critic: {"mean": 0.5}
     trainer.fit(tmp_path / "run", show_progress=False)
-    card = critic_card(
-        tmp_path / "run",
-        {"pairs": 2, "seed": 7, "scoring": SCORING, "results": {"critic": {"mean": {"accuracy": 0.5}}}},
-    )
+    results = {"pairs": 2, "seed": 7, "scoring": SCORING, "results": {"critic": {"mean": {"accuracy": 0.5}}}}
+    card = str(run_critic_card(tmp_path / "run", [results]))
     assert "- Data: the videos under `my/videos`, random 8-frame windows" in card
     tubelets = 8 // trainer.model.config.tubelet_size
     assert f"context = 1..{tubelets - 1} leading or trailing tubelets" in card
@@ -91,15 +91,47 @@ def test_the_card_of_a_staged_training_describes_every_stage(clips, tmp_path):
     make_trainer(clips, steps=2).fit(first, show_progress=False)
     make_trainer(clips, steps=3, init=str(first), seed=7).fit(second, show_progress=False)
     make_trainer(clips, steps=4, init=str(second), seed=9).fit(third, show_progress=False)
-    card = critic_card(third, None)  # follows each run's init back to the first
+    card = str(run_critic_card(third))  # follows each run's init back to the first
     assert card.index(f"### Stage 1: `{first}`") < card.index(f"### Stage 2: `{second}`")
     assert card.index(f"### Stage 2: `{second}`") < card.index(f"### Stage 3: `{third}`")
     assert "- 2 steps of batch 8" in card and "- 4 steps of batch 8" in card
     assert "(seed 9 onward)" in card and f"- Initialised from `{second}`" in card
     # given explicitly (a run started from a bundled name cannot be followed), the earlier stages are taken as they are
-    explicit = critic_card(third, None, earlier_stages=[first])
+    explicit = str(run_critic_card(third, earlier_stages=[first]))
     assert f"### Stage 2: `{third}`" in explicit and "### Stage 3" not in explicit
-    assert "- Initialised from random weights." in critic_card(first, None)
+    assert "- Initialised from random weights." in str(run_critic_card(first))
+
+
+def test_bundling_a_run_records_it_and_regenerates_the_same_card(clips, tmp_path):
+    from bundle_toyworld import bundle, derived_files, read_record
+
+    trainer = make_trainer(clips, steps=2)
+    trainer.fit(tmp_path / "run", show_progress=False)
+    ExpectedErrorHead(trainer.model.config.hidden_size, 8).save(tmp_path / "run" / ERROR_HEAD_FILE)
+    table = {
+        "pairs": 2,
+        "scoring": SCORING,
+        "results": {"critic": {"teleport": {"accuracy": 0.75, "auroc": 0.5}}},
+    }
+    results = write_json_atomic(
+        {**table, "command": "python benchmarks/toyworld_critic.py --pairs 2"}, tmp_path / "b.json"
+    )
+    with pytest.raises(ValueError, match="outside the repository"):
+        bundle("critic", tmp_path / "run", [[results]], root=tmp_path / "repo", target=tmp_path / "bundled")
+    assert not (tmp_path / "bundled").exists()
+    folder = bundle("critic", tmp_path / "run", [[results]], root=tmp_path, target=tmp_path / "bundled")
+    record = read_record(folder)
+    assert record["measured"] == [
+        {"files": ["b.json"], "commands": ["python benchmarks/toyworld_critic.py --pairs 2"]}
+    ]
+    stage = record["stages"][0]
+    assert stage["segments"][0]["steps"] == [1, 2] and stage["config"]["steps"] == 2
+    for name, text in derived_files("critic", folder, root=tmp_path).items():  # what `regenerate` would write
+        assert (folder / name).read_text(encoding="utf-8") == text
+    card = (folder / "README.md").read_text()
+    assert "| teleport | 0.750 / 0.500 |" in card
+    assert "Command: `python benchmarks/toyworld_critic.py --pairs 2`." in card
+    assert VJEPA2Critic.from_pretrained(str(folder)).options == trainer.export_critic().options
 
 
 def cosine_lr(step, *, lr=2e-3, min_lr=1e-5, warmup=3, total):

@@ -42,6 +42,8 @@ MIN_CROP_SHARE = 0.3
 # one frame alone is more: its working memory stays near 50 MB of float32 RGB however long the clip and
 # however large its frames (1080p: one frame a call; 256x256 at 292 -> 256: 27 frames a call).
 PREPROCESS_CHUNK_PIXELS = 1 << 22
+# how transformers' video processor configs name the critic's resampling: PIL's code for bilinear
+BILINEAR = 2
 
 
 @dataclass(frozen=True)
@@ -174,24 +176,51 @@ class VJEPA2Critic(PushToHubMixin):
         return VJEPA2Critic(self.model, self.options.replace(**changes), **shared)
 
     def save_pretrained(self, directory: str | Path, *, model_card=None) -> Path:
-        """Write the model (`save_pretrained`, safetensors), `critic_config.json` and the expected-error head (if
-        any); `from_pretrained` reads them all. A model card (`README.md`) is written too: `model_card` (a
+        """Write the model (`save_pretrained`, safetensors), `critic_config.json`, the video processor config that
+        transformers' `AutoVideoProcessor` reads (`video_processor_config`) and the expected-error head (if any);
+        `from_pretrained` reads them all. A model card (`README.md`) is written too: `model_card` (a
         `huggingface_hub.ModelCard`) if given, else a generated one (`hybridgen.hub.critic_card`) unless the folder
         already has a card."""
-        from hybridgen.hub import CARD_FILE
-        from hybridgen.models import CRITIC_CONFIG_FILE
+        from hybridgen.hub import CARD_FILE, save_card
+        from hybridgen.models import CRITIC_CONFIG_FILE, VIDEO_PROCESSOR_FILE
         from hybridgen.video import write_json_atomic
 
         directory = Path(directory)
         self.model.save_pretrained(directory)
         if model_card is not None or not (directory / CARD_FILE).exists():
-            (model_card or self.model_card()).save(directory / CARD_FILE)
+            save_card(model_card or self.model_card(), directory / CARD_FILE)
         write_json_atomic(self.options.to_dict(), directory / CRITIC_CONFIG_FILE)
+        write_json_atomic(self.video_processor_config(), directory / VIDEO_PROCESSOR_FILE)
         if self.expected_error_head is not None:
             self.expected_error_head.save(directory / ERROR_HEAD_FILE)
         else:  # a head left by an earlier save would be loaded with this model
             (directory / ERROR_HEAD_FILE).unlink(missing_ok=True)
         return directory
+
+    def video_processor_config(self) -> dict:
+        """This critic's preprocessing as transformers' `VJEPA2VideoProcessor` config (what `save_pretrained`
+        writes as `video_preprocessor_config.json`, in the layout of the released V-JEPA 2 repos' own): the shorter
+        side resized to `resize_to` (bilinear), the centre `crop_size` square, then x 1/255 and mean / std.
+        `from_pretrained` reads its resize, mean and std back.
+
+        transformers' processor ignores the stored `size` and resizes to `transformers_resize(crop_size)` (crop x
+        256 / 224): it prepares frames as this critic does only when `resize_to` equals that, as for the released
+        checkpoints (256 -> 292); otherwise call it with `size={"shortest_edge": resize_to}`.
+        """
+        crop = {"height": self.crop_size, "width": self.crop_size}
+        return {
+            "video_processor_type": "VJEPA2VideoProcessor",
+            "do_resize": True,
+            "size": {"shortest_edge": self.options.resize_to},
+            "resample": BILINEAR,
+            "do_center_crop": True,
+            "crop_size": crop,
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "image_mean": list(self.options.image_mean),
+            "image_std": list(self.options.image_std),
+        }
 
     def model_card(
         self,
@@ -566,6 +595,13 @@ class VJEPA2Critic(PushToHubMixin):
             f"VJEPA2Critic({name!r}, window={self.options.window}, context={self.options.context}, stride={self.options.stride}, "
             f"crop={self.crop_size}, aggregate={self.options.aggregate!r})"
         )
+
+
+def transformers_resize(crop_size: int) -> int:
+    """The shorter side transformers' `VJEPA2VideoProcessor` resizes frames to before its `crop_size` crop, whatever
+    its config's `size` says (transformers/models/vjepa2/video_processing_vjepa2.py): int(crop x 256 / 224), 292
+    for the released 256-px checkpoints."""
+    return int(crop_size * 256 / 224)
 
 
 def resized_size(height: int, width: int, resize_to: int) -> tuple[int, int]:

@@ -12,6 +12,11 @@ sample before the step and so undo the push: their corrector is skipped on the s
 `last_sample` cleared, as at the start of a schedule). The surprise is taken at the critic's frame rate, as
 reranking takes it.
 
+A pipeline that keeps a conditioned latent frame out of its steps (LTX image-to-video) gets x̂0 of the whole clip
+with that frame put back (`whole_clip_clean_latents`), and no push on it: the gradient there is zeroed and the RMS
+taken over the rest. With `scored_frames`, the critic scores only those frames of the decoded x̂0 (the generated
+ones, when the given frames are not scored).
+
 x̂0 is treated as moving one-for-one with the latents (the denoiser's Jacobian is not backpropagated through,
 which keeps the cost at one decode and one critic pass per guided video). Memory stays bounded by one video's
 decoder graph, whatever the batch.
@@ -27,7 +32,7 @@ import torch
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic
 from hybridgen.pipelines.denoising import CleanLatents
-from hybridgen.pipelines.latents import decode_latents
+from hybridgen.pipelines.latents import conditioned_latents_mask, decode_latents, whole_clip_clean_latents
 
 OBJECTIVES = ("mean", "critic")
 
@@ -76,7 +81,8 @@ class GuidanceOptions:
 class PhysicsGuidance:
     """A `callback_on_step_end` applying `GuidanceOptions` to every video of the call; chains a user callback.
 
-    `surprises` logs, per guided step, each video's x̂0 surprise before the push, as `options.objective` scores it.
+    `surprises` logs, per guided step, each video's x̂0 surprise before the push, as `options.objective` scores it
+    (on the `scored_frames` of the decoded x̂0).
     """
 
     def __init__(
@@ -90,18 +96,22 @@ class PhysicsGuidance:
         sizes: dict,
         fps: float | None = None,
         user_callback: Callable | None = None,
+        scored_frames: slice = slice(None),
     ):
         if options.objective == "mean":  # the same model, scored by the mean over all tokens and windows
             critic = critic.with_options(top_fraction=None, aggregate="mean")
         self.pipeline, self.critic, self.record, self.options = pipeline, critic, record, options
         self.num_steps, self.sizes, self.fps, self.user_callback = num_steps, sizes, fps, user_callback
+        self.scored_frames = scored_frames
         self.surprises: list[dict] = []
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         outputs = {}
         if self.options.guided(step, self.num_steps):
             latents = callback_kwargs["latents"]
-            push, surprise = self.push(self.record.latents)
+            push, surprise = self.push(
+                whole_clip_clean_latents(self.pipeline, self.record.latents, latents, **self.sizes)
+            )
             outputs["latents"] = latents - push.to(latents)
             if getattr(pipe.scheduler, "last_sample", None) is not None:
                 pipe.scheduler.last_sample = None  # no corrector on the next step: it would undo the push
@@ -112,16 +122,20 @@ class PhysicsGuidance:
         return outputs
 
     def push(self, clean: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
-        """The step to subtract from the latents, `scale · g / rms(g)` per video, and each video's surprise."""
+        """The step to subtract from the latents, `scale · g / rms(g)` per video, and each video's surprise; `clean`
+        is x̂0 of the whole clip. Entries the pipeline never steps (a conditioned frame) get no push."""
         pushes, surprises = [], []
+        conditioned = conditioned_latents_mask(self.pipeline, clean, **self.sizes)
+        movable = torch.ones_like(clean[:1]) if conditioned is None else 1 - conditioned.to(clean)
         for k in range(len(clean)):
             x0 = clean[k : k + 1].detach().float().requires_grad_(True)
             with torch.enable_grad():
                 frames = decode_latents(self.pipeline, x0, **self.sizes)  # (1, F, 3, H, W)
-                frames = frames.to(self.critic.device)  # the critic may sit on another device
+                frames = frames[:, self.scored_frames].to(self.critic.device)  # the critic may sit elsewhere
                 surprise = self.critic.surprise(frames, fps=self.fps)[0]
                 (gradient,) = torch.autograd.grad(surprise, x0)
-            rms = gradient.pow(2).mean().sqrt()
+            gradient = gradient * movable
+            rms = gradient.pow(2).sum().div(movable.sum()).sqrt()
             pushes.append(self.options.scale * gradient / rms if rms > 0 else torch.zeros_like(gradient))
             surprises.append(float(surprise.detach()))
         return torch.cat(pushes), surprises

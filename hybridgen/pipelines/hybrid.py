@@ -10,7 +10,7 @@ out.save("best.mp4")
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
 
@@ -28,6 +28,13 @@ from hybridgen.models import (
     load_call_defaults,
     load_video_pipeline,
 )
+from hybridgen.pipelines.conditioning import (
+    as_video_frames,
+    check_conditioning,
+    clip_length,
+    denoising_steps_run,
+    scored_frames,
+)
 from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
 from hybridgen.pipelines.latents import pipeline_family
@@ -38,12 +45,7 @@ from hybridgen.pipelines.limits import (
     check_critic_can_judge,
     check_positional_limits,
 )
-from hybridgen.pipelines.rerank import (
-    PER_GENERATOR_CONDITIONING,
-    call_parameters,
-    call_value,
-    generate_candidates,
-)
+from hybridgen.pipelines.rerank import call_parameters, generate_candidates
 from hybridgen.pipelines.search import SearchOptions, pixel_sizes, search_candidates
 from hybridgen.video import available_memory, check_directory_path, write_json_atomic, write_video
 from hybridgen.viz import contact_sheet, plot_surprise_curves, save_figure, save_image
@@ -171,7 +173,10 @@ class HybridPipeline(PushToHubMixin):
 
     Args:
         pipeline: any diffusers text-to-video pipeline taking `prompt, num_frames, height, width,
-            num_inference_steps, generator, output_type` (tested: WanPipeline, LTXPipeline, CogVideoXPipeline).
+            num_inference_steps, generator, output_type` (tested: WanPipeline, LTXPipeline, CogVideoXPipeline), or
+            an image- or video-to-video one, conditioned through the call's `image=` / `video=` (tested:
+            WanImageToVideoPipeline, LTXImageToVideoPipeline, CogVideoXImageToVideoPipeline,
+            CogVideoXVideoToVideoPipeline; `pipelines.conditioning` says which strategies follow each).
         critic: a `VJEPA2Critic`.
         call_defaults: keyword defaults for the pipeline's `__call__` (e.g. the frame size a small model was
             trained at); explicit arguments of a `HybridPipeline` call override them.
@@ -356,6 +361,8 @@ class HybridPipeline(PushToHubMixin):
         sizes,
         pipeline_kwargs,
         call_kwargs,
+        conditioning=None,
+        score_given_frames=True,
     ) -> None:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
@@ -366,12 +373,12 @@ class HybridPipeline(PushToHubMixin):
                 isinstance(value, bool) or not isinstance(value, Integral) or value < 1
             ):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        num_frames = sizes["num_frames"] or self.call_defaults.get("num_frames")
-        if num_frames is not None and num_frames < self.critic.min_frames:
-            raise ValueError(
-                f"num_frames={num_frames} is too short for the critic, which needs clips of at least "
-                f"{self.critic.min_frames} frames: ask for more (num_frames=, or --frames on the command line)."
-            )
+        if not isinstance(score_given_frames, bool):
+            raise TypeError(f"score_given_frames must be True or False, got {score_given_frames!r}.")
+        length = clip_length(self.pipeline, call_kwargs)  # a video-to-video clip is as long as its input
+        num_frames = sizes["num_frames"] or self.call_defaults.get("num_frames") or length
+        if num_frames is not None:
+            self._check_critic_can_score(num_frames, call_kwargs, score_given_frames)
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}.")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -391,21 +398,38 @@ class HybridPipeline(PushToHubMixin):
                 raise ValueError(
                     f"{name}= options were given but strategy is {strategy!r}; pass strategy={name!r}."
                 )
+        check_conditioning(self.pipeline, strategy, conditioning or {}, call_kwargs)
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
         check_call_arguments(self.pipeline, pipeline_kwargs, "HybridPipeline call")
-        conditioning = PER_GENERATOR_CONDITIONING.get(type(self.pipeline).__name__)
-        if strategy != "rerank" and conditioning is not None:
-            raise ValueError(
-                f"strategy={strategy!r} cannot follow {type(self.pipeline).__name__}'s denoising yet: it steps the "
-                f"latents after the conditioned {conditioning} only, which the clean-video estimate does not "
-                "decode. Use strategy='rerank' (every candidate conditioned on the same input)."
-            )
         # what the generator can make, what the critic can judge, and what fits in memory, before the first step
-        clip_sizes = call_sizes(self.pipeline, call_kwargs)
+        clip_sizes = call_sizes(
+            self.pipeline, call_kwargs if length is None else {**call_kwargs, "num_frames": length}
+        )
         if clip_sizes is not None:
             check_positional_limits(self.pipeline, clip_sizes)
             check_critic_can_judge(clip_sizes)
         check_candidates_fit(num_candidates, clip_sizes, available_memory(), self.critic.crop_size)
+
+    def _check_critic_can_score(self, num_frames: int, call_kwargs: dict, score_given_frames: bool) -> None:
+        """Refuse clips whose scored frames (all, or without the given ones) are too few for the critic."""
+        scored = len(range(num_frames)[scored_frames(self.pipeline, call_kwargs, score_given_frames)])
+        if scored >= self.critic.min_frames:
+            return
+        if scored < num_frames:
+            raise ValueError(
+                f"num_frames={num_frames} leaves {scored} generated frames to score (score_given_frames=False), too "
+                f"few for the critic, which needs at least {self.critic.min_frames}: ask for more frames, or score "
+                "the given ones too (score_given_frames=True)."
+            )
+        clip = (
+            f"video= of {num_frames} frames"
+            if clip_length(self.pipeline, call_kwargs)
+            else f"num_frames={num_frames}"
+        )
+        raise ValueError(
+            f"{clip} is too short for the critic, which needs clips of at least {self.critic.min_frames} frames: "
+            "ask for more (num_frames=, or --frames on the command line)."
+        )
 
     def _check_pipeline_kwargs(self, kwargs: dict, where: str) -> None:
         accepted = call_parameters(self.pipeline)
@@ -432,6 +456,9 @@ class HybridPipeline(PushToHubMixin):
         batch_size: int | None = None,
         search: SearchOptions | None = None,
         guidance: GuidanceOptions | None = None,
+        image=None,
+        video=None,
+        score_given_frames: bool = True,
         show_progress: bool = True,
         **pipeline_kwargs,
     ) -> HybridOutput:
@@ -452,15 +479,25 @@ class HybridPipeline(PushToHubMixin):
             batch_size: videos per pipeline call (default: up to `DEFAULT_BATCH_SIZE` at once where the pipeline
                 allows; candidate i is the same clip whatever the batch size).
             search, guidance: options of those strategies (defaults when None).
+            image: for an image-to-video pipeline, the first frame (a PIL image); every candidate gets it.
+            video: for a video-to-video pipeline, the clip to start from ((T, H, W, 3) array, (T, 3, H, W)
+                tensor or PIL frames; passed on as PIL frames); every candidate gets it, and the clips are as long.
+            score_given_frames: whether the critic scores the frames the generator was given (an image-to-video
+                clip's first frame) with the generated ones (default True: the seam between the given frame and
+                the motion is judged too; the given frames are the same in every candidate). False scores the
+                generated frames alone, at checkpoints and in guidance too.
             pipeline_kwargs: further arguments of the video pipeline's `__call__` (e.g. `guidance_scale`);
                 a name it does not accept is an error.
         """
         # 1. Check inputs
         sizes = {"num_frames": num_frames, "height": height, "width": width}
         sizes["num_inference_steps"] = num_inference_steps
+        conditioning = {"image": image, "video": None if video is None else as_video_frames(video)}
+        conditioning = {name: value for name, value in conditioning.items() if value is not None}
         call_kwargs = dict(self.call_defaults)
         call_kwargs.update({name: value for name, value in sizes.items() if value is not None})
         call_kwargs.update(pipeline_kwargs)
+        call_kwargs.update(conditioning)
         self.check_inputs(
             prompt,
             num_candidates,
@@ -472,7 +509,12 @@ class HybridPipeline(PushToHubMixin):
             sizes,
             pipeline_kwargs,
             call_kwargs,
+            conditioning,
+            score_given_frames,
         )
+        if clip_length(self.pipeline, call_kwargs) is not None:
+            call_kwargs.pop("num_frames", None)  # the pipeline takes the length from video= (checked equal)
+        scored = scored_frames(self.pipeline, call_kwargs, score_given_frames)
         num_candidates = int(num_candidates)
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
 
@@ -493,23 +535,25 @@ class HybridPipeline(PushToHubMixin):
                 fps=self.fps,
                 batch_size=batch_size,
                 show_progress=show_progress,
+                scored_frames=scored,
             )
         elif strategy == "guidance":
             candidates, denoising_steps, guidance_history = self._guided_candidates(
-                prompt, seeds, call_kwargs, guidance or GuidanceOptions(), batch_size, show_progress
+                prompt, seeds, call_kwargs, guidance or GuidanceOptions(), batch_size, show_progress, scored
             )
         else:
             candidates, denoising_steps = generate_candidates(
                 self.pipeline, prompt, seeds, call_kwargs, batch_size=batch_size, show_progress=show_progress
             )
-        if candidates[0].shape[0] < self.critic.min_frames:
+        if len(candidates[0][scored]) < self.critic.min_frames:
             raise ValueError(
-                f"the video pipeline made {candidates[0].shape[0]}-frame clips; the critic needs at least "
-                f"{self.critic.min_frames}: ask for more frames (num_frames=, or --frames on the command line)."
+                f"the video pipeline made {candidates[0].shape[0]}-frame clips ({len(candidates[0][scored])} "
+                f"scored); the critic needs at least {self.critic.min_frames}: ask for more frames (num_frames=, "
+                "or --frames on the command line)."
             )
 
-        # 4. Score them
-        reports = self.critic.score_batch(candidates, fps=self.fps)
+        # 4. Score them (without the given frames, if asked)
+        reports = self._score(candidates, scored)
 
         # 5. Keep the least surprising
         best_index = int(np.argmin([report.surprise for report in reports]))
@@ -527,12 +571,21 @@ class HybridPipeline(PushToHubMixin):
             guidance_history=guidance_history,
         )
 
-    def _guided_candidates(self, prompt, seeds, call_kwargs, options, batch_size, show_progress):
+    def _score(self, candidates: list[np.ndarray], scored: slice) -> list[CriticReport]:
+        """The critic's reports on the `scored` frames of each candidate; their `frame_indices` index the whole
+        candidate."""
+        reports = self.critic.score_batch([clip[scored] for clip in candidates], fps=self.fps)
+        first = range(len(candidates[0]))[scored].start
+        if first == 0:
+            return reports
+        return [replace(report, frame_indices=report.frame_indices + first) for report in reports]
+
+    def _guided_candidates(self, prompt, seeds, call_kwargs, options, batch_size, show_progress, scored):
         """Best-of-N generation with `PhysicsGuidance` as the step callback (chaining the caller's)."""
         pipeline_family(self.pipeline)  # refuse pipelines whose latents cannot be decoded, before any step
         call_kwargs = dict(call_kwargs)
         sizes = pixel_sizes(self.pipeline, call_kwargs)
-        num_steps = int(call_value(self.pipeline, call_kwargs, "num_inference_steps"))
+        num_steps = denoising_steps_run(self.pipeline, call_kwargs)  # video-to-video runs the last `strength`
         tensor_inputs = call_kwargs.get("callback_on_step_end_tensor_inputs")
         if tensor_inputs is not None and "latents" not in tensor_inputs:  # guidance pushes the latents
             call_kwargs["callback_on_step_end_tensor_inputs"] = [*tensor_inputs, "latents"]
@@ -546,6 +599,7 @@ class HybridPipeline(PushToHubMixin):
                 sizes=sizes,
                 fps=self.fps,
                 user_callback=call_kwargs.pop("callback_on_step_end", None),
+                scored_frames=scored,
             )
             call_kwargs["callback_on_step_end"] = guide
             candidates, steps = generate_candidates(

@@ -9,13 +9,29 @@ a few lines mirroring diffusers, using the pipeline's own helpers where it has t
     CogVideoX  (B, F', C, h, w)  ->  pipeline.decode_latents (permute, 1 / scaling_factor, vae.decode)
 
 Output: `(B, F, 3, H, W)` float in [0, 1], the layout `VJEPA2Critic.surprise` takes.
+
+LTX image-to-video keeps its conditioned first latent frame out of the scheduler's steps, so x̂0 as the scheduler
+sees it covers the frames after it, unpacked: `whole_clip_clean_latents` puts the conditioned frame back (from the
+loop's latents, where the pipeline keeps it clean) and packs the whole clip, and `conditioned_latents_mask` marks
+that frame so guidance leaves it alone.
 """
 
 from __future__ import annotations
 
 import torch
 
-SUPPORTED = ("WanPipeline", "LTXPipeline", "CogVideoXPipeline")
+SUPPORTED = (
+    "WanPipeline",
+    "LTXPipeline",
+    "CogVideoXPipeline",
+    "WanImageToVideoPipeline",
+    "LTXImageToVideoPipeline",
+    "CogVideoXImageToVideoPipeline",
+    "CogVideoXVideoToVideoPipeline",
+)
+# pipelines that keep a conditioned first latent frame out of the scheduler's steps: `scheduler.step` (and so x̂0)
+# sees the latents after it, unpacked `(B, C, F' - 1, h, w)`
+STEPS_AFTER_CONDITIONED_FRAME = ("LTXImageToVideoPipeline",)
 
 
 def pipeline_family(pipeline) -> str:
@@ -46,12 +62,7 @@ def decode_latents(
         video = vae.decode(z * std + mean, return_dict=False)[0]  # (B, 3, F, H, W) in [-1, 1]
     elif family == "ltx":
         z = pipeline._unpack_latents(
-            z,
-            (num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1,
-            height // pipeline.vae_spatial_compression_ratio,
-            width // pipeline.vae_spatial_compression_ratio,
-            pipeline.transformer_spatial_patch_size,
-            pipeline.transformer_temporal_patch_size,
+            z, *ltx_latent_grid(pipeline, num_frames, height, width), *ltx_patch_sizes(pipeline)
         )  # (B, C, F', h, w)
         z = pipeline._denormalize_latents(z, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
         timestep = (
@@ -62,3 +73,50 @@ def decode_latents(
         video = pipeline.decode_latents(z)  # (B, 3, F, H, W) in [-1, 1]
     video = (video.float().permute(0, 2, 1, 3, 4) + 1) / 2  # (B, F, 3, H, W)
     return video.clamp(0, 1)
+
+
+def ltx_latent_grid(pipeline, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """Latent frames, height and width of an LTX clip of these pixel sizes."""
+    return (
+        (num_frames - 1) // pipeline.vae_temporal_compression_ratio + 1,
+        height // pipeline.vae_spatial_compression_ratio,
+        width // pipeline.vae_spatial_compression_ratio,
+    )
+
+
+def ltx_patch_sizes(pipeline) -> tuple[int, int]:
+    """The transformer's spatial and temporal patch sizes, which LTX packs its latents by."""
+    return pipeline.transformer_spatial_patch_size, pipeline.transformer_temporal_patch_size
+
+
+def whole_clip_clean_latents(
+    pipeline, clean: torch.Tensor, latents: torch.Tensor, *, num_frames: int, height: int, width: int
+) -> torch.Tensor:
+    """x̂0 of the whole clip in the pipeline's loop layout, as `decode_latents` takes it.
+
+    `clean` is x̂0 as the scheduler's step saw it (`recording_clean_latents`); `latents` are the loop's latents of
+    the same step, which hold any frame the pipeline keeps out of its steps. For LTX image-to-video that is the
+    conditioned first latent frame: it is put back in front of `clean`, and the clip packed. Other pipelines step
+    the whole clip: `clean` as it is.
+    """
+    if type(pipeline).__name__ not in STEPS_AFTER_CONDITIONED_FRAME:
+        return clean
+    grid, patches = ltx_latent_grid(pipeline, num_frames, height, width), ltx_patch_sizes(pipeline)
+    conditioned = pipeline._unpack_latents(latents, *grid, *patches)[:, :, :1]  # (B, C, 1, h, w)
+    return pipeline._pack_latents(torch.cat([conditioned.to(clean), clean], dim=2), *patches)
+
+
+def conditioned_latents_mask(
+    pipeline, latents: torch.Tensor, *, num_frames: int, height: int, width: int
+) -> torch.Tensor | None:
+    """1 at the entries of the loop's `latents` the pipeline never steps (LTX image-to-video's conditioned first
+    latent frame), 0 elsewhere, shaped like one video's latents; None for pipelines that step all of them."""
+    if type(pipeline).__name__ not in STEPS_AFTER_CONDITIONED_FRAME:
+        return None
+    (frames, h, w), (patch, patch_t) = (
+        ltx_latent_grid(pipeline, num_frames, height, width),
+        ltx_patch_sizes(pipeline),
+    )
+    mask = latents.new_zeros(1, latents.shape[-1] // (patch * patch * patch_t), frames, h, w)
+    mask[:, :, 0] = 1
+    return pipeline._pack_latents(mask, patch, patch_t)

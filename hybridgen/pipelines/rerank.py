@@ -41,9 +41,20 @@ def max_batch(pipeline) -> int | None:
     name = type(pipeline).__name__
     if any(name.startswith(prefix) for prefix in SINGLE_VIDEO_PIPELINES):
         return 1
+    if repeats_image_embedding_per_prompt(pipeline):
+        return 1
     if "num_videos_per_prompt" not in call_parameters(pipeline):
         return 1
     return None
+
+
+def repeats_image_embedding_per_prompt(pipeline) -> bool:
+    """Wan 2.1 image-to-video (a transformer with `image_dim`: a CLIP image embedding) repeats that embedding once
+    per prompt, not per video, so a call making several videos of one prompt fails inside the transformer (diffusers
+    0.42): such a pipeline makes one video per call."""
+    transformer = getattr(pipeline, "transformer", None)
+    image_dim = getattr(getattr(transformer, "config", None), "image_dim", None)
+    return type(pipeline).__name__ == "WanImageToVideoPipeline" and image_dim is not None
 
 
 class StepCounter:

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic
+from hybridgen.pipelines.conditioning import clip_length
 from hybridgen.pipelines.denoising import check_stateless, recording_clean_latents, timestep_window
-from hybridgen.pipelines.latents import decode_latents, pipeline_family
+from hybridgen.pipelines.latents import decode_latents, pipeline_family, whole_clip_clean_latents
 from hybridgen.pipelines.rerank import call_value, generate_candidates, max_batch
 
 
@@ -64,7 +65,10 @@ class SearchOptions:
 
 
 def pixel_sizes(pipeline, call_kwargs: dict) -> dict[str, int]:
-    """`num_frames`, `height`, `width` of the call (caller's or `__call__` defaults), for `decode_latents`."""
+    """`num_frames`, `height`, `width` of the call (caller's or `__call__` defaults; a video-to-video call's
+    length is its video's), for `decode_latents`."""
+    length = clip_length(pipeline, call_kwargs)
+    call_kwargs = call_kwargs if length is None else {**call_kwargs, "num_frames": length}
     return {name: int(call_value(pipeline, call_kwargs, name)) for name in ("num_frames", "height", "width")}
 
 
@@ -94,9 +98,11 @@ def search_candidates(
     fps: float | None,
     batch_size: int | None,
     show_progress: bool,
+    scored_frames: slice = slice(None),
 ) -> tuple[list[np.ndarray], list[int], int, list[dict]]:
     """Run the search. Returns the finished clips, their seeds, the denoising steps spent and the checkpoint log
-    (per checkpoint: step, seeds alive, their surprise, seeds kept)."""
+    (per checkpoint: step, seeds alive, their surprise, seeds kept). At checkpoints the critic scores the
+    `scored_frames` of each decoded x̂0 (all, or those the generator was not given)."""
     pipeline_family(pipeline)  # refuse pipelines whose x̂0 we cannot decode before spending any step
     check_stateless(pipeline.scheduler, "strategy='search'")
     num_steps = int(call_value(pipeline, call_kwargs, "num_inference_steps"))
@@ -115,9 +121,10 @@ def search_candidates(
         steps += spent
         if last:
             return outputs, alive, steps, history
-        latents, clean = zip(*outputs)
+        latents = [x for x, _ in outputs]
+        clean = [whole_clip_clean_latents(pipeline, x0, x, **sizes) for x, x0 in outputs]
         with torch.no_grad():
-            frames = [decode_latents(pipeline, x0, **sizes)[0] for x0 in clean]  # each (F, 3, H, W)
+            frames = [decode_latents(pipeline, x0, **sizes)[0][scored_frames] for x0 in clean]  # (F, 3, H, W)
         surprise = np.array([report.surprise for report in critic.score_batch(frames, fps=fps)])
         keep = max(1, math.ceil(options.keep * len(alive)))
         chosen = select_survivors(surprise, keep, options.temperature, generator)

@@ -64,3 +64,32 @@ def test_generate_takes_the_memory_options(saved_models, tmp_path):
     saving, _ = read_video(tmp_path / "saving.mp4")
     assert np.array_equal(plain, saving)
     assert main([*argv, "--critic-device", "gpu", "-o", str(tmp_path / "x.mp4")]) == 2  # refused, one line
+
+
+def test_a_released_size_denoiser_makes_one_video_a_call_by_default(critic, monkeypatch):
+    from hybridgen.pipelines import hybrid
+
+    pipe = HybridPipeline(tiny_pipeline("wan"), critic)
+    assert hybrid.default_batch_size(pipe.pipeline) == hybrid.DEFAULT_BATCH_SIZE  # tiny: batched
+    sizes = {"num_frames": 17, "height": 32, "width": 32, "num_inference_steps": 2, "show_progress": False}
+    batched = pipe("a ball", num_candidates=3, generator=torch.Generator().manual_seed(1), **sizes)
+
+    calls = []
+    original_call = type(pipe.pipeline).__call__
+    monkeypatch.setattr(
+        type(pipe.pipeline),
+        "__call__",
+        lambda self, *args, **kwargs: (
+            calls.append(len(kwargs["generator"])) or original_call(self, *args, **kwargs)
+        ),
+    )
+    parameters = sum(p.numel() for p in pipe.pipeline.transformer.parameters())
+    monkeypatch.setattr(
+        hybrid, "LARGE_DENOISER_PARAMETERS", parameters - 1
+    )  # this one now counts as released
+    assert hybrid.default_batch_size(pipe.pipeline) == 1
+    one_by_one = pipe("a ball", num_candidates=3, generator=torch.Generator().manual_seed(1), **sizes)
+    assert calls == [1, 1, 1]
+    assert one_by_one.seeds == batched.seeds
+    for a, b in zip(one_by_one.candidates, batched.candidates):
+        np.testing.assert_allclose(a, b, atol=1e-5)

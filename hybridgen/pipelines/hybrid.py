@@ -56,10 +56,23 @@ DEFAULT_FPS = 16.0  # frame rate assumed for clips of generators that do not sta
 # videos per pipeline call unless the caller says: a pipeline's working memory grows with its batch, so a call
 # for hundreds of candidates runs in calls of this many
 DEFAULT_BATCH_SIZE = 16
+# A denoiser this large is a released model (Wan 1.3B, LTX 2B, CogVideoX 2B/5B): one video a pipeline call by default,
+# so 8 candidates need the memory of one; the toy world's and the tests' tiny models batch up to DEFAULT_BATCH_SIZE.
+LARGE_DENOISER_PARAMETERS = 100_000_000
 # Arguments HybridPipeline sets itself on every call of the video pipeline.
 RESERVED_ARGUMENTS = ("prompt", "generator", "num_videos_per_prompt", "output_type", "return_dict", "latents")
 # The common text-to-video call contract every supported pipeline must accept.
 REQUIRED_ARGUMENTS = ("prompt", "generator", "output_type")
+
+
+def default_batch_size(pipeline) -> int:
+    """Videos per pipeline call when the caller does not say: 1 for a released-size denoiser (more than
+    `LARGE_DENOISER_PARAMETERS` parameters), else `DEFAULT_BATCH_SIZE`."""
+    denoiser = getattr(pipeline, "transformer", None) or getattr(pipeline, "unet", None)
+    if denoiser is None:
+        return DEFAULT_BATCH_SIZE
+    parameters = sum(parameter.numel() for parameter in denoiser.parameters())
+    return 1 if parameters > LARGE_DENOISER_PARAMETERS else DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -476,8 +489,9 @@ class HybridPipeline(PushToHubMixin):
             generator: seeds the per-candidate seeds; the same generator state gives the same candidates.
             num_frames, height, width, num_inference_steps: passed to the video pipeline when given (else the
                 call defaults, else the pipeline's own defaults).
-            batch_size: videos per pipeline call (default: up to `DEFAULT_BATCH_SIZE` at once where the pipeline
-                allows; candidate i is the same clip whatever the batch size).
+            batch_size: videos per pipeline call (default `default_batch_size`: one for a released-size model, so
+                N candidates fit where one does; else up to `DEFAULT_BATCH_SIZE` at once where the pipeline allows;
+                candidate i is the same clip whatever the batch size).
             search, guidance: options of those strategies (defaults when None).
             image: for an image-to-video pipeline, the first frame (a PIL image); every candidate gets it.
             video: for a video-to-video pipeline, the clip to start from ((T, H, W, 3) array, (T, 3, H, W)
@@ -516,7 +530,7 @@ class HybridPipeline(PushToHubMixin):
             call_kwargs.pop("num_frames", None)  # the pipeline takes the length from video= (checked equal)
         scored = scored_frames(self.pipeline, call_kwargs, score_given_frames)
         num_candidates = int(num_candidates)
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        batch_size = default_batch_size(self.pipeline) if batch_size is None else batch_size
 
         # 2. One seed per candidate, drawn from the caller's generator
         seeds = candidate_seeds(num_candidates, generator)

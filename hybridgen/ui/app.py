@@ -81,17 +81,12 @@ def build_app(
             sheet = gr.Image(label="Every candidate, the chosen one framed", type="pil")
             curves = gr.Plot(label="Surprise over time")
             download = gr.File(label="Download the chosen clip (MP4)")
-            run.click(
+            gr.on(
+                [run.click, prompt.submit],  # the button, or Enter in the prompt: one event, one API endpoint
                 generate,
                 inputs=[prompt, num_candidates, strategy, seed, image],
                 outputs=[chosen, table, sheet, curves, heatmap, download],
                 api_name="generate",
-            )
-            prompt.submit(
-                generate,
-                inputs=[prompt, num_candidates, strategy, seed, image],
-                outputs=[chosen, table, sheet, curves, heatmap, download],
-                api_name=False,
             )
         with gr.Tab("Score", id="score"):
             videos = gr.File(label="Videos", file_count="multiple", file_types=["video"], elem_id="videos")

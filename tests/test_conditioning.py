@@ -16,7 +16,6 @@ from hybridgen.pipelines.conditioning import as_video_frames
 from hybridgen.pipelines.denoising import recording_clean_latents
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.latents import conditioned_latents_mask, whole_clip_clean_latents
-from hybridgen.pipelines.search import SearchOptions
 from hybridgen.testing import (
     TINY_CALL_KWARGS,
     tiny_image_to_video_pipeline,
@@ -251,6 +250,19 @@ def test_guidance_follows_video_to_video_over_the_steps_it_runs(video_pipe, clip
     assert [entry["step"] for entry in out.guidance_history] == [0, 2, 4] * 2
 
 
+def test_search_follows_video_to_video_over_the_steps_it_runs(video_pipe, clip):
+    out = generate(video_pipe, "cogvideox-v2v", STEPS, num_candidates=4, strategy="search", video=clip)
+    # strength 0.8 of 8 steps: the last 6 run, scored at 25% and 50% of them (steps 2 and 3)
+    assert [entry["step"] for entry in out.search_history] == [2, 3]
+    assert out.denoising_steps == 4 * 2 + 2 * 1 + 1 * 3
+    assert all(np.isfinite(entry["surprise"]).all() for entry in out.search_history)
+    # the survivor, noised from the video in the first call and continued from its latents, is its seed's clip
+    frames = as_video_frames(clip)
+    np.testing.assert_allclose(
+        out.video, direct_clip(video_pipe, "cogvideox-v2v", out.seeds[0], STEPS, video=frames), atol=1e-5
+    )
+
+
 def test_video_to_video_refusals_say_what_to_do_instead(video_pipe, clip, monkeypatch):
     monkeypatch.setattr(
         "hybridgen.pipelines.hybrid.generate_candidates", lambda *a, **k: pytest.fail("started")
@@ -258,10 +270,6 @@ def test_video_to_video_refusals_say_what_to_do_instead(video_pipe, clip, monkey
     monkeypatch.setattr(
         "hybridgen.pipelines.hybrid.search_candidates", lambda *a, **k: pytest.fail("started")
     )
-    with pytest.raises(
-        ValueError, match="shortens its schedule by `strength`.*strategy='rerank' or strategy='guidance'"
-    ):
-        generate(video_pipe, "cogvideox-v2v", strategy="search", search=SearchOptions(), video=clip)
     with pytest.raises(ValueError, match=r"num_frames=9, but .* as many frames as video= holds \(17\)"):
         generate(video_pipe, "cogvideox-v2v", video=clip, num_frames=9)
     with pytest.raises(ValueError, match="video= of 3 frames is too short for the critic"):

@@ -13,8 +13,8 @@ only where that estimate is the whole clip (`strategy_refusal` says why not else
                                     scheduler steps: x̂0 of the stepped latents is the whole clip
     LTX image-to-video              the first latent frame is the image and is never stepped: x̂0 covers the
                                     frames after it, and `latents.whole_clip_clean_latents` puts it back
-    CogVideoX video-to-video        x̂0 is the whole clip (guidance); its schedule is shortened by `strength`
-                                    after it is set, which segments cannot follow (no search)
+    CogVideoX video-to-video        x̂0 is the whole clip; it runs the last `strength` of its schedule, which
+                                    a search's segments follow as windows over those steps (`search`)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ FOLLOWED_PIPELINES = {
     "WanImageToVideoPipeline": ALL_STRATEGIES,
     "CogVideoXImageToVideoPipeline": ALL_STRATEGIES,
     "LTXImageToVideoPipeline": ALL_STRATEGIES,
-    "CogVideoXVideoToVideoPipeline": ("rerank", "guidance"),
+    "CogVideoXVideoToVideoPipeline": ALL_STRATEGIES,
 }
 # what each conditioning is, and the pipelines that take it, for error messages
 CONDITIONING_NOUNS = {"image": "an image", "video": "a video"}
@@ -148,12 +148,10 @@ def strategy_refusal(pipeline, strategy: str) -> str | None:
             "with expand_timesteps (Wan 2.2 TI2V) it blends the conditioned first latent frame into the latents "
             "only inside its loop, so the clean-video estimate lacks that frame"
         )
-    if type(pipeline).__name__ not in FOLLOWED_PIPELINES:
-        return (
-            "hybridgen does not know how it keeps its conditioning while denoising, so it cannot tell whether the "
-            f"clean-video estimate is the whole clip (followed: {', '.join(FOLLOWED_PIPELINES)})"
-        )
-    return "it shortens its schedule by `strength` after setting it, which the segments of a search cannot follow"
+    return (
+        "hybridgen does not know how it keeps its conditioning while denoising, so it cannot tell whether the "
+        f"clean-video estimate is the whole clip (followed: {', '.join(FOLLOWED_PIPELINES)})"
+    )
 
 
 def check_conditioning(pipeline, strategy: str, conditioning: dict, call_kwargs: dict) -> None:

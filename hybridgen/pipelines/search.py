@@ -9,6 +9,11 @@ Denoising runs in segments, each one ordinary pipeline call over a window of the
 
 With N = 8, checkpoints at 25% and 50% of K steps and keep = 0.5 the budget is 8·K/4 + 4·K/4 + 2·K/2 = 4K
 denoising steps, half of best-of-8.
+
+A video-to-video pipeline runs only the last `strength` of its schedule, trimmed after the schedule is set, which
+a window could not follow: its segments are windows over the steps the call would run, in calls with
+`strength=1` (no trimming). The first segment noises the encoded video to its first timestep, as the pipeline
+would; later segments go on from the latents alone (`video` is not passed with them).
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ import numpy as np
 import torch
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic
-from hybridgen.pipelines.conditioning import clip_length
+from hybridgen.pipelines.conditioning import clip_length, denoising_steps_run
 from hybridgen.pipelines.denoising import check_stateless, recording_clean_latents, timestep_window
 from hybridgen.pipelines.latents import decode_latents, pipeline_family, whole_clip_clean_latents
-from hybridgen.pipelines.rerank import call_value, generate_candidates, max_batch
+from hybridgen.pipelines.rerank import call_parameters, call_value, generate_candidates, max_batch
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,18 @@ def pixel_sizes(pipeline, call_kwargs: dict) -> dict[str, int]:
     return {name: int(call_value(pipeline, call_kwargs, name)) for name in ("num_frames", "height", "width")}
 
 
+def schedule_in_segments(pipeline, call_kwargs: dict) -> tuple[int, int, dict]:
+    """How a search splits the call's schedule: `(K, offset, segment_kwargs)`. It runs K steps, which are steps
+    `[offset, offset + K)` of the schedule the pipeline sets; segments are calls with `segment_kwargs`. For a
+    pipeline that trims its schedule by `strength` (video-to-video) the segments set `strength=1`, so the window
+    alone chooses their steps; for the others offset is 0 and the arguments are the call's."""
+    steps = denoising_steps_run(pipeline, call_kwargs)
+    if "strength" not in call_parameters(pipeline):
+        return steps, 0, call_kwargs
+    scheduled = int(call_value(pipeline, call_kwargs, "num_inference_steps"))
+    return steps, scheduled - steps, {**call_kwargs, "strength": 1.0}
+
+
 def select_survivors(
     surprise: np.ndarray, keep: int, temperature: float | None, generator: torch.Generator | None
 ) -> np.ndarray:
@@ -105,18 +122,20 @@ def search_candidates(
     `scored_frames` of each decoded x̂0 (all, or those the generator was not given)."""
     pipeline_family(pipeline)  # refuse pipelines whose x̂0 we cannot decode before spending any step
     check_stateless(pipeline.scheduler, "strategy='search'")
-    num_steps = int(call_value(pipeline, call_kwargs, "num_inference_steps"))
+    num_steps, offset, segment_kwargs = schedule_in_segments(pipeline, call_kwargs)
     sizes = pixel_sizes(pipeline, call_kwargs)
     alive, latents, steps, history = list(seeds), None, 0, []
     start = 0
     for stop in options.boundaries(num_steps):
         last = stop == num_steps
+        if latents is not None:  # go on from the latents: a video-to-video pipeline takes them or a video
+            segment_kwargs = {k: v for k, v in segment_kwargs.items() if k != "video"}
         with (
-            timestep_window(pipeline.scheduler, start, stop),
+            timestep_window(pipeline.scheduler, offset + start, offset + stop),
             recording_clean_latents(pipeline.scheduler) as record,
         ):
             outputs, spent = _segment(
-                pipeline, prompt, alive, call_kwargs, latents, last, batch_size, show_progress, record
+                pipeline, prompt, alive, segment_kwargs, latents, last, batch_size, show_progress, record
             )
         steps += spent
         if last:

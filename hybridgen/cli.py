@@ -117,6 +117,37 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
         "--fps", type=float, help="frame rate of the written MP4s (default: the generator's, else 16)"
     )
     _add_memory_options(parser)
+    _add_guidance_options(parser)
+
+
+def _add_guidance_options(parser: argparse.ArgumentParser) -> None:
+    guidance = parser.add_argument_group("guidance memory (--strategy guidance)")
+    guidance.add_argument(
+        "--guidance-decode-scale",
+        type=float,
+        metavar="S",
+        help="decode the clean-video estimate at S (0 < S <= 1) of the clip's height and width for the critic's "
+        "gradient: about S squared of the decoder's memory and time (default 1)",
+    )
+    guidance.add_argument(
+        "--guidance-checkpointing",
+        action="store_true",
+        help="recompute the VAE decoder's activations in the backward pass: less memory, one more decode's time "
+        "(VAEs that support it: LTX, CogVideoX)",
+    )
+
+
+def guidance_fields(args: argparse.Namespace) -> dict:
+    """The `GuidanceOptions` fields the command line sets (none unless asked), checked before the models load."""
+    from hybridgen.pipelines.guidance import GuidanceOptions
+
+    fields = {}
+    if args.guidance_decode_scale is not None:
+        fields["decode_scale"] = args.guidance_decode_scale
+    if args.guidance_checkpointing:
+        fields["gradient_checkpointing"] = True
+    GuidanceOptions(**fields)  # a bad value is refused here
+    return fields
 
 
 def _add_memory_options(parser: argparse.ArgumentParser) -> None:
@@ -200,6 +231,7 @@ def add_generate_parser(commands) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
+    from hybridgen.pipelines.guidance import GuidanceOptions
     from hybridgen.pipelines.hybrid import describe_reports
     from hybridgen.video import check_fps
 
@@ -207,12 +239,16 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.fps is not None:
         check_fps(args.fps, "--fps")
     conditioning = read_conditioning(args)  # a missing, unreadable or short file: before loading
+    guidance = guidance_fields(args)
+    if guidance and args.strategy != "guidance":
+        raise ValueError("--guidance-decode-scale and --guidance-checkpointing need --strategy guidance.")
     pipe = load_pipeline(args, args.device or default_device())
     check_conditioning(pipe, conditioning)
     out = pipe(
         args.prompt,
         num_candidates=args.candidates,
         strategy=args.strategy,
+        **({"guidance": GuidanceOptions(**guidance)} if guidance else {}),
         generator=torch.Generator().manual_seed(args.seed),
         num_frames=args.frames,
         height=args.height,
@@ -367,6 +403,9 @@ def run_batch(args: argparse.Namespace) -> int:
     defaults |= {"steps": args.steps, "batch_size": args.batch_size}
     if args.score_given_frames is not None:  # HybridPipeline's default otherwise, as earlier runs asked
         defaults["score_given_frames"] = args.score_given_frames
+    guidance = guidance_fields(args)
+    if guidance:  # for the items whose strategy is guidance
+        defaults["guidance"] = guidance
     summary = jobs.run_batch(
         pipe,
         items,

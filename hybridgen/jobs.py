@@ -193,6 +193,7 @@ def run_item(
     import torch
 
     from hybridgen.pipelines.conditioning import read_conditioning_video
+    from hybridgen.pipelines.guidance import GuidanceOptions
     from hybridgen.video import read_image, write_json_atomic
 
     request = item.request(defaults)
@@ -202,12 +203,17 @@ def run_item(
         call["image"] = read_image(call["image"])
     if call.get("video") is not None:
         call["video"] = read_conditioning_video(call["video"], call.get("num_frames"))
+    passed = {
+        name: value for name, value in defaults.items() if name not in CALL_OPTIONS and name != "guidance"
+    }
+    if defaults.get("guidance") and request.get("strategy") == "guidance":  # GuidanceOptions fields
+        passed["guidance"] = GuidanceOptions(**defaults["guidance"])
     out = pipe(
         item.prompt,
         generator=torch.Generator().manual_seed(item.seed),
         show_progress=False,
         **{name: value for name, value in call.items() if value is not None},
-        **{name: value for name, value in defaults.items() if name not in CALL_OPTIONS},
+        **passed,
     )
     out.save(directory / f"{item.id}.mp4", fps=fps)
     record = {
@@ -246,8 +252,9 @@ def run_batch(
 
     Args:
         defaults: call options for every item, named as `CALL_OPTIONS` (`candidates`, `strategy`, ...) or as
-            `HybridPipeline.__call__` takes them (`batch_size`, ...); an item's own options win. They are part of
-            what an item asks for, so changing them redoes the items.
+            `HybridPipeline.__call__` takes them (`batch_size`, ...), and `guidance`: `GuidanceOptions` fields
+            for the items whose strategy is guidance; an item's own options win. They are part of what an item
+            asks for, so changing them redoes the items.
         fps: frame rate of the written MP4s (default: the generator's).
         processes: an accelerate `PartialState` to split the items over (default: this process alone).
     """

@@ -19,20 +19,33 @@ ones, when the given frames are not scored).
 
 x̂0 is treated as moving one-for-one with the latents (the denoiser's Jacobian is not backpropagated through,
 which keeps the cost at one decode and one critic pass per guided video). Memory stays bounded by one video's
-decoder graph, whatever the batch.
+decoder graph, whatever the batch; that graph is what guidance costs, and it grows with the clip's pixels x frames.
+Two options shrink it (measured in BENCHMARKS.md, "Guidance memory"):
+
+    decode_scale            x̂0's latents area-averaged to that fraction of their height and width before the
+                            decode (`latents.downscale_latents`): a quarter of the pixels at 0.5, for a critic that
+                            sees its own crop (256 for V-JEPA 2) anyway; the push still covers every latent
+    gradient_checkpointing  the decoder's blocks recompute their activations in the backward pass (diffusers'
+                            `enable_gradient_checkpointing`, for VAEs that support it: LTX, CogVideoX; not Wan's)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from hybridgen.critics.vjepa2 import VJEPA2Critic
 from hybridgen.pipelines.denoising import CleanLatents
-from hybridgen.pipelines.latents import conditioned_latents_mask, decode_latents, whole_clip_clean_latents
+from hybridgen.pipelines.latents import (
+    conditioned_latents_mask,
+    decode_latents,
+    downscale_latents,
+    whole_clip_clean_latents,
+)
 
 OBJECTIVES = ("mean", "critic")
 
@@ -50,6 +63,11 @@ class GuidanceOptions:
             and every window, a smooth signal (what a V-JEPA 2 Hub checkpoint and the bundled toy-world critic
             score by default). "critic": the critic's own scoring options, e.g. top tokens and worst window for
             `critic.with_options(top_fraction=0.02, aggregate="max")`.
+        decode_scale: decode x̂0 at this fraction (0 < decode_scale <= 1) of the clip's height and width, its
+            latents area-averaged first: about decode_scale² of the decoder's memory and time. For critics that
+            see frames smaller than the clip (V-JEPA 2: 256 pixels; 0.5 of Wan's 480x832 is 240x416).
+        gradient_checkpointing: recompute the VAE decoder's activations in the backward pass instead of keeping
+            them (less memory, one more decode's time); needs a VAE that supports it (LTX, CogVideoX).
 
     The defaults were fixed on the toy world before they were measured there (`BENCHMARKS.md`): with the bundled
     critic, -57% and -58% ground-truth physics error against the same seeds unguided, on two sets of 16 prompt x
@@ -61,6 +79,8 @@ class GuidanceOptions:
     end: float = 1.0
     every: int = 2
     objective: str = "mean"
+    decode_scale: float = 1.0
+    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         if not 0 < self.scale < math.inf:
@@ -71,11 +91,44 @@ class GuidanceOptions:
             raise ValueError(f"every must be an integer >= 1, got {self.every!r}.")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}.")
+        if not 0 < self.decode_scale <= 1:
+            raise ValueError(
+                f"decode_scale must be in (0, 1] (a fraction of the clip's height and width), got "
+                f"{self.decode_scale!r}."
+            )
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise TypeError(
+                f"gradient_checkpointing must be True or False, got {self.gradient_checkpointing!r}."
+            )
 
     def guided(self, step: int, num_steps: int) -> bool:
         """Whether step `step` (0-based) of a `num_steps` schedule is guided."""
         first = math.ceil(self.start * num_steps)
         return first <= step < self.end * num_steps and (step - first) % self.every == 0
+
+
+def check_guidance(pipeline, options: GuidanceOptions) -> None:
+    """Refuse, before any work, gradient checkpointing on a VAE that has none (diffusers: Wan's)."""
+    vae = getattr(pipeline, "vae", None)
+    if options.gradient_checkpointing and not getattr(vae, "_supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"gradient_checkpointing=True needs a VAE that supports it, and {type(vae).__name__} does not: "
+            "decode_scale=0.5 (GuidanceOptions) cuts the decoder's memory instead."
+        )
+
+
+@contextmanager
+def decoder_checkpointing(vae, enabled: bool) -> Iterator[None]:
+    """Within the block, the VAE recomputes its activations in the backward pass when `enabled`; afterwards it is
+    as it was."""
+    if not enabled or vae.is_gradient_checkpointing:
+        yield
+        return
+    vae.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        vae.disable_gradient_checkpointing()
 
 
 class PhysicsGuidance:
@@ -129,8 +182,12 @@ class PhysicsGuidance:
         movable = torch.ones_like(clean[:1]) if conditioned is None else 1 - conditioned.to(clean)
         for k in range(len(clean)):
             x0 = clean[k : k + 1].detach().float().requires_grad_(True)
-            with torch.enable_grad():
-                frames = decode_latents(self.pipeline, x0, **self.sizes)  # (1, F, 3, H, W)
+            with (
+                torch.enable_grad(),
+                decoder_checkpointing(self.pipeline.vae, self.options.gradient_checkpointing),
+            ):
+                small, sizes = downscale_latents(self.pipeline, x0, self.options.decode_scale, **self.sizes)
+                frames = decode_latents(self.pipeline, small, **sizes)  # (1, F, 3, H, W), H and W scaled
                 frames = frames[:, self.scored_frames].to(self.critic.device)  # the critic may sit elsewhere
                 surprise = self.critic.surprise(frames, fps=self.fps)[0]
                 (gradient,) = torch.autograd.grad(surprise, x0)

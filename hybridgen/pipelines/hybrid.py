@@ -36,7 +36,7 @@ from hybridgen.pipelines.conditioning import (
     scored_frames,
 )
 from hybridgen.pipelines.denoising import recording_clean_latents
-from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance
+from hybridgen.pipelines.guidance import GuidanceOptions, PhysicsGuidance, check_guidance
 from hybridgen.pipelines.latents import pipeline_family
 from hybridgen.pipelines.limits import (
     call_sizes,
@@ -411,6 +411,8 @@ class HybridPipeline(PushToHubMixin):
                 raise ValueError(
                     f"{name}= options were given but strategy is {strategy!r}; pass strategy={name!r}."
                 )
+        if strategy == "guidance":
+            check_guidance(self.pipeline, guidance or GuidanceOptions())
         check_conditioning(self.pipeline, strategy, conditioning or {}, call_kwargs)
         self._check_pipeline_kwargs(pipeline_kwargs, "HybridPipeline call")
         check_call_arguments(self.pipeline, pipeline_kwargs, "HybridPipeline call")

@@ -19,6 +19,7 @@ that frame so guidance leaves it alone.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 SUPPORTED = (
     "WanPipeline",
@@ -120,3 +121,40 @@ def conditioned_latents_mask(
     mask = latents.new_zeros(1, latents.shape[-1] // (patch * patch * patch_t), frames, h, w)
     mask[:, :, 0] = 1
     return pipeline._pack_latents(mask, patch, patch_t)
+
+
+def downscale_latents(
+    pipeline, latents: torch.Tensor, scale: float, *, num_frames: int, height: int, width: int
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """Latents in the pipeline's loop layout, area-averaged to `scale` of their height and width (differentiably),
+    and the pixel sizes they then decode to; `scale=1` gives them back unchanged.
+
+    A VAE decodes latents of any spatial size, and a spatially averaged latent decodes to about the downscaled clip:
+    guidance decodes x̂0 this way when its frames only have to reach the critic's crop (V-JEPA 2 sees 256 pixels).
+    The latent height and width stay multiples of the transformer's spatial patch (LTX packs by it), at least one.
+    """
+    sizes = {"num_frames": num_frames, "height": height, "width": width}
+    if scale == 1:
+        return latents, sizes
+    family = pipeline_family(pipeline)
+    if family == "ltx":
+        grid, patches = ltx_latent_grid(pipeline, num_frames, height, width), ltx_patch_sizes(pipeline)
+        video = pipeline._unpack_latents(latents, *grid, *patches)  # (B, C, F', h, w)
+        patch, ratio = patches[0], pipeline.vae_spatial_compression_ratio
+    elif family == "cogvideox":
+        video, patch, ratio = (
+            latents.permute(0, 2, 1, 3, 4),
+            1,
+            pipeline.vae_scale_factor_spatial,
+        )  # (B, C, F', h, w)
+    else:
+        video, patch, ratio = latents, 1, pipeline.vae_scale_factor_spatial  # (B, C, F', h, w)
+    frames, h, w = video.shape[2:]
+    small_h, small_w = (max(patch, round(n * scale / patch) * patch) for n in (h, w))
+    video = F.interpolate(video, size=(frames, small_h, small_w), mode="area")
+    sizes.update(height=small_h * ratio, width=small_w * ratio)
+    if family == "ltx":
+        return pipeline._pack_latents(video, *patches), sizes
+    if family == "cogvideox":
+        return video.permute(0, 2, 1, 3, 4), sizes
+    return video, sizes

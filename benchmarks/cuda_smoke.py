@@ -5,6 +5,10 @@ HF_HUB_OFFLINE=1, the code path of `examples/generate_gpu.py`) and tiny random W
 components. Each check compares with the CPU in float32 where that means something and records its wall time;
 one failing check does not stop the others. Writes a JSON report; the exit status is the number of failures.
 
+Conditioned generation (every tiny image-to-video pipeline and CogVideoX video-to-video, every strategy), model and
+sequential CPU offload, the critic on another device than the generator (a second GPU when there is one, else the
+CPU), and guidance's memory with and without `decode_scale` on the Wan 2.1 VAE architecture are checked too.
+
     python benchmarks/cuda_smoke.py --json out/cuda_smoke.json
 """
 
@@ -15,6 +19,7 @@ import time
 import traceback
 
 import numpy as np
+import PIL.Image
 import torch
 from common import benchmark_parser, machine, parse_args, write_results
 
@@ -22,7 +27,14 @@ from hybridgen import HybridPipeline, VJEPA2Critic
 from hybridgen.models import WEIGHTS_DIR
 from hybridgen.pipelines.guidance import GuidanceOptions
 from hybridgen.pipelines.search import SearchOptions
-from hybridgen.testing import TINY_CALL_KWARGS, populate_hf_cache, tiny_pipeline, tiny_vjepa2_model
+from hybridgen.testing import (
+    TINY_CALL_KWARGS,
+    populate_hf_cache,
+    tiny_image_to_video_pipeline,
+    tiny_pipeline,
+    tiny_video_to_video_pipeline,
+    tiny_vjepa2_model,
+)
 from hybridgen.toyworld import make_clip, physics_error
 
 PROMPT = "a red ball bouncing"
@@ -142,12 +154,107 @@ def critic_parity(device: str) -> dict:
     return result
 
 
+def conditioned_generation(device: str) -> dict:
+    """Every strategy on the tiny image-to-video pipelines and CogVideoX video-to-video, in bfloat16: each
+    candidate conditioned on the same image (or clip)."""
+    critic = VJEPA2Critic(tiny_vjepa2_model(seed=0)).to(device, torch.bfloat16)
+    image = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    clip = np.random.default_rng(1).random((17, 32, 32, 3)).astype(np.float32)
+    pipelines = {
+        f"{family}_image": (tiny_image_to_video_pipeline(family), {"image": image}) for family in FAMILIES
+    }
+    pipelines["cogvideox_video"] = (tiny_video_to_video_pipeline(), {"video": clip})
+    result = {}
+    for name, (pipeline, conditioning) in pipelines.items():
+        pipe = HybridPipeline(pipeline.to(device, torch.bfloat16), critic)
+        sizes = dict(
+            TINY_CALL_KWARGS["cogvideox" if name.startswith("cogvideox") else name[:3]], num_inference_steps=8
+        )
+        if "video" in conditioning:
+            del sizes["num_frames"]  # as long as its video
+        for strategy in ("rerank", "search", "guidance"):
+            out, seconds = call(pipe, num_candidates=4, strategy=strategy, **conditioning, **sizes)
+            result[f"{name}_{strategy}"] = summary(out, seconds)
+    return result
+
+
+def offload(device: str) -> dict:
+    """The toy world in float32 with model offload, and with sequential offload, against no offload on `device`:
+    the same candidates (the generator's weights on the CPU between uses)."""
+    options = {"num_candidates": 4}
+    plain, _ = call(HybridPipeline.from_pretrained("toyworld", device=device), **options)
+    result = {}
+    for kind in ("model", "sequential"):
+        pipe = HybridPipeline.from_pretrained("toyworld")
+        pipe.critic.to(device)
+        if kind == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        try:
+            out, seconds = call(pipe, **options)
+        except Exception as error:  # sequential offload fails on some accelerate/torch pairs: record, go on
+            result[kind] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            continue
+        row = summary(out, seconds)
+        row["max_pixel_difference_vs_no_offload"] = float(
+            max(np.abs(a - b).max() for a, b in zip(out.candidates, plain.candidates))
+        )
+        result[kind] = {"ok": True, **row}
+    if not all(entry["ok"] for entry in result.values()):
+        raise RuntimeError(f"offload failed: {result}")
+    return result
+
+
+def critic_elsewhere(device: str) -> dict:
+    """The generator on `device`, the critic on another one (a second GPU, else the CPU), float32: the same
+    surprises as both on `device`, for reranking and through guidance's cross-device gradient."""
+    other = "cuda:1" if device.startswith("cuda") and torch.cuda.device_count() > 1 else "cpu"
+    result = {"critic_device": other}
+    for strategy, options in {"rerank": {"num_candidates": 4}, "guidance": {"num_candidates": 2}}.items():
+        options = {**options, "strategy": strategy}
+        together, _ = call(HybridPipeline.from_pretrained("toyworld", device=device), **options)
+        apart, seconds = call(
+            HybridPipeline.from_pretrained("toyworld", device=device, critic_device=other), **options
+        )
+        row = summary(apart, seconds)
+        row["max_surprise_difference_vs_same_device"] = float(
+            max(abs(a - b) for a, b in zip(apart.surprises, together.surprises))
+        )
+        row["same_choice"] = apart.best_index == together.best_index
+        result[strategy] = row
+    return result
+
+
+def guidance_memory(device: str) -> dict:
+    """One guided step's peak memory on the Wan 2.1 VAE architecture (random weights), 17 frames at 240x416 on an
+    accelerator (9 at 64x96 on the CPU), at decode_scale 1, 0.5 and 0.25 (`guidance_memory.py`)."""
+    import guidance_memory as bench
+
+    on_gpu = device.startswith("cuda")
+    sizes = (
+        {"num_frames": 17, "height": 240, "width": 416}
+        if on_gpu
+        else {"num_frames": 9, "height": 64, "width": 96}
+    )
+    result = {"sizes": sizes}
+    for setting in ("full", "decode_scale=0.5", "decode_scale=0.25"):
+        result[setting] = bench.measure_in_fresh_process("wan", setting, sizes, device, None)
+        if on_gpu:
+            torch.cuda.empty_cache()
+    return result
+
+
 CHECKS = {
     "toyworld_rerank": toyworld_rerank,
     "toyworld_strategies": toyworld_strategies,
     "hub_ids_offline": hub_ids,
     "tiny_families_bfloat16": tiny_families,
     "critic_parity": critic_parity,
+    "conditioned_generation": conditioned_generation,
+    "offload": offload,
+    "critic_on_another_device": critic_elsewhere,
+    "guidance_memory": guidance_memory,
 }
 
 

@@ -10,7 +10,8 @@ ground-truth physics error, the critic's surprise, the denoising steps spent and
   half of the steps (`sweep_options`), and `GUIDANCE_VARIANTS` (the library's defaults: mean over all tokens and
   windows, every 2nd step of all); unguided = each group's first seed without guidance.
 
-`--max-candidates 1 --scales` (no scales) runs only plain sampling and the guidance variants.
+`--max-candidates 1 --scales` (no scales) runs only plain sampling and the guidance variants; `--decode-scales 0.5`
+adds the defaults with x̂0 decoded at half size (guidance's memory option).
 
     python benchmarks/toyworld_strategies.py --json results.json --plot strategies.png
 """
@@ -122,8 +123,22 @@ def main() -> None:
     )
     parser.add_argument("--max-candidates", type=int, default=16, help="largest best-of-N (default 16)")
     parser.add_argument("--scales", type=float, nargs="*", default=GUIDANCE_SCALES, help="guidance scales")
+    parser.add_argument(
+        "--decode-scales",
+        type=float,
+        nargs="*",
+        default=(),
+        help="also guide with the defaults and each of these GuidanceOptions.decode_scale (default: none)",
+    )
     parser.add_argument("--plot", type=Path, help="write the quality-against-budget plot here (PNG)")
     args = parse_args(parser)
+    variants = dict(GUIDANCE_VARIANTS)
+    variants.update(
+        {
+            f"guidance defaults, decode_scale {s:g}": GuidanceOptions(decode_scale=s)
+            for s in args.decode_scales
+        }
+    )
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     pipe = HybridPipeline.from_pretrained(args.generator, critic=args.critic)
@@ -135,7 +150,7 @@ def main() -> None:
     ]
     rerank, per_method = [], {name: [] for name in searches}
     per_method.update({f"guidance {scale:g}": [] for scale in args.scales})
-    per_method.update({name: [] for name in GUIDANCE_VARIANTS})
+    per_method.update({name: [] for name in variants})
     for prompt, seed in groups:
         out, seconds = generate(pipe, prompt, seed, args.max_candidates)
         errors = [physics_error(clip) for clip in out.candidates]
@@ -153,7 +168,7 @@ def main() -> None:
             if guided.seeds[0] != out.seeds[0]:
                 raise RuntimeError("guided and unguided runs must start from the same seed")
             per_method[f"guidance {scale:g}"].append(measure(guided, seconds))
-        for name, options in GUIDANCE_VARIANTS.items():
+        for name, options in variants.items():
             guided, seconds = generate(pipe, prompt, seed, 1, strategy="guidance", guidance=options)
             per_method[name].append(measure(guided, seconds))
 

@@ -169,6 +169,50 @@ def test_cuda_smoke_runs_its_checks_on_the_cpu_and_reports_each(tmp_path):
     assert not json.loads(output.read_text())["checks"]["critic_parity"]["ok"]
 
 
+def test_cuda_smoke_conditioning_critic_device_and_guidance_memory_checks_run_on_the_cpu(tmp_path):
+    output = tmp_path / "smoke.json"
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    checks = ["conditioned_generation", "critic_on_another_device", "guidance_memory"]
+    command = [sys.executable, str(BENCHMARKS / "cuda_smoke.py"), "--device", "cpu", "--json", str(output)]
+    result = subprocess.run(
+        [*command, "--checks", *checks], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())["checks"]
+    conditioned = report["conditioned_generation"]["result"]
+    assert set(conditioned) == {
+        f"{name}_{strategy}"
+        for name in ("wan_image", "ltx_image", "cogvideox_image", "cogvideox_video")
+        for strategy in ("rerank", "search", "guidance")
+    }
+    assert all(row["frames_finite"] for row in conditioned.values())
+    elsewhere = report["critic_on_another_device"]["result"]
+    assert (
+        elsewhere["critic_device"] == "cpu"
+        and elsewhere["rerank"]["max_surprise_difference_vs_same_device"] == 0
+    )
+    memory = report["guidance_memory"]["result"]
+    assert memory["decode_scale=0.25"]["peak_mib"] < memory["full"]["peak_mib"]
+
+
+def test_guidance_memory_measures_each_setting_in_a_fresh_process(tmp_path):
+    output = tmp_path / "memory.json"
+    command = [sys.executable, str(BENCHMARKS / "guidance_memory.py"), "--threads", "1", "--families", "ltx"]
+    command += ["--frames", "9", "--height", "64", "--width", "64", "--json", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["setting"] for row in rows] == [
+        "full",
+        "decode_scale=0.5",
+        "decode_scale=0.25",
+        "gradient_checkpointing",
+        "both (0.5)",
+    ]
+    assert all(row["peak_mib"] > 0 and row["seconds"] > 0 for row in rows)
+    assert rows[0]["memory_vs_full"] == 1 and rows[1]["peak_mib"] < rows[0]["peak_mib"]
+
+
 def test_real_size_cost_tiny_run_times_generation_and_each_scoring(tmp_path):
     output = tmp_path / "results.json"
     arguments = ["--tiny", "--device", "cpu", "--dtype", "float32", "--steps", "2", "--json", str(output)]

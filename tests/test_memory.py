@@ -1,5 +1,7 @@
 """Memory controls: the generator offloaded to the CPU, VAE tiling and slicing, the critic on its own device."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -154,7 +156,8 @@ def test_gradient_checkpointing_gives_the_same_push_and_is_switched_off_after(cr
     torch.testing.assert_close(checkpointed, plain)
     assert same_surprise == pytest.approx(surprise)
     assert not pipeline.vae.is_gradient_checkpointing
-    smaller, _ = push(decode_scale=0.5)  # a push on every latent, from the smaller decode
+    with pytest.warns(UserWarning, match="decodes x̂0 at 16x16, smaller than the critic's 32-pixel crop"):
+        smaller, _ = push(decode_scale=0.5)  # a push on every latent, from the smaller decode
     assert smaller.shape == plain.shape and torch.isfinite(smaller).all() and not torch.equal(smaller, plain)
 
 
@@ -172,14 +175,19 @@ def test_guidance_memory_options_are_checked_before_any_work(critic, monkeypatch
 
 def test_guided_generation_with_a_smaller_decode(critic):
     pipe = HybridPipeline(tiny_pipeline("wan"), critic)
-    out = pipe(
-        "a ball",
-        num_candidates=2,
-        strategy="guidance",
-        guidance=GuidanceOptions(scale=0.5, decode_scale=0.5),
-        generator=torch.Generator().manual_seed(0),
-        **CALL,
-    )
+    with pytest.warns(UserWarning, match="smaller than the critic's 32-pixel crop") as caught:
+        out = pipe(
+            "a ball",
+            num_candidates=2,
+            strategy="guidance",
+            guidance=GuidanceOptions(scale=0.5, decode_scale=0.5),
+            generator=torch.Generator().manual_seed(0),
+            **CALL,
+        )
+    assert caught[0].filename == __file__  # points at the call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at full size: no warning
+        pipe("a ball", strategy="guidance", num_candidates=1, **CALL)
     assert out.video.shape == (17, 32, 32, 3)  # the clip itself is decoded at full size
     assert [len(entry["surprise"]) for entry in out.guidance_history] == [2]  # step 0 of 2, both videos
     assert np.isfinite(out.surprises).all()

@@ -32,6 +32,7 @@ Two options shrink it (measured in BENCHMARKS.md, "Guidance memory"):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from hybridgen.pipelines.latents import (
     conditioned_latents_mask,
     decode_latents,
     downscale_latents,
+    downscaled_sizes,
     whole_clip_clean_latents,
 )
 
@@ -117,6 +119,22 @@ def check_guidance(pipeline, options: GuidanceOptions) -> None:
         )
 
 
+def warn_if_decoded_below_crop(pipeline, critic: VJEPA2Critic, options: GuidanceOptions, sizes: dict) -> None:
+    """Warn when `decode_scale` decodes x̂0 smaller than the critic's crop: the critic then judges an upsampled,
+    blurrier clip than the one made (on the toy world, 16-pixel decodes for a 64-pixel crop lost guidance's gain)."""
+    if options.decode_scale == 1:
+        return
+    small = downscaled_sizes(pipeline, options.decode_scale, **sizes)
+    if min(small["height"], small["width"]) < critic.crop_size:
+        warnings.warn(
+            f"decode_scale={options.decode_scale:g} decodes x̂0 at {small['height']}x{small['width']}, smaller than "
+            f"the critic's {critic.crop_size}-pixel crop: the critic judges a blurrier clip than the one made, and "
+            "guidance may lose its effect (BENCHMARKS.md, 'Guidance memory'). Use a larger decode_scale where memory "
+            "allows.",
+            stacklevel=5,  # the caller of HybridPipeline.__call__
+        )
+
+
 @contextmanager
 def decoder_checkpointing(vae, enabled: bool) -> Iterator[None]:
     """Within the block, the VAE recomputes its activations in the backward pass when `enabled`; afterwards it is
@@ -157,6 +175,7 @@ class PhysicsGuidance:
         self.num_steps, self.sizes, self.fps, self.user_callback = num_steps, sizes, fps, user_callback
         self.scored_frames = scored_frames
         self.surprises: list[dict] = []
+        warn_if_decoded_below_crop(pipeline, critic, options, sizes)
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         outputs = {}

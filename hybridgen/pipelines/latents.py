@@ -127,11 +127,10 @@ def downscale_latents(
     pipeline, latents: torch.Tensor, scale: float, *, num_frames: int, height: int, width: int
 ) -> tuple[torch.Tensor, dict[str, int]]:
     """Latents in the pipeline's loop layout, area-averaged to `scale` of their height and width (differentiably),
-    and the pixel sizes they then decode to; `scale=1` gives them back unchanged.
+    and the pixel sizes they then decode to (`downscaled_sizes`); `scale=1` gives them back unchanged.
 
     A VAE decodes latents of any spatial size, and a spatially averaged latent decodes to about the downscaled clip:
     guidance decodes x̂0 this way when its frames only have to reach the critic's crop (V-JEPA 2 sees 256 pixels).
-    The latent height and width stay multiples of the transformer's spatial patch (LTX packs by it), at least one.
     """
     sizes = {"num_frames": num_frames, "height": height, "width": width}
     if scale == 1:
@@ -140,21 +139,33 @@ def downscale_latents(
     if family == "ltx":
         grid, patches = ltx_latent_grid(pipeline, num_frames, height, width), ltx_patch_sizes(pipeline)
         video = pipeline._unpack_latents(latents, *grid, *patches)  # (B, C, F', h, w)
-        patch, ratio = patches[0], pipeline.vae_spatial_compression_ratio
     elif family == "cogvideox":
-        video, patch, ratio = (
-            latents.permute(0, 2, 1, 3, 4),
-            1,
-            pipeline.vae_scale_factor_spatial,
-        )  # (B, C, F', h, w)
+        video = latents.permute(0, 2, 1, 3, 4)  # (B, C, F', h, w)
     else:
-        video, patch, ratio = latents, 1, pipeline.vae_scale_factor_spatial  # (B, C, F', h, w)
-    frames, h, w = video.shape[2:]
-    small_h, small_w = (max(patch, round(n * scale / patch) * patch) for n in (h, w))
-    video = F.interpolate(video, size=(frames, small_h, small_w), mode="area")
-    sizes.update(height=small_h * ratio, width=small_w * ratio)
+        video = latents  # (B, C, F', h, w)
+    small = downscaled_sizes(pipeline, scale, **sizes)
+    ratio = spatial_compression(pipeline)
+    video = F.interpolate(
+        video, size=(video.shape[2], small["height"] // ratio, small["width"] // ratio), mode="area"
+    )
     if family == "ltx":
-        return pipeline._pack_latents(video, *patches), sizes
+        return pipeline._pack_latents(video, *patches), small
     if family == "cogvideox":
-        return video.permute(0, 2, 1, 3, 4), sizes
-    return video, sizes
+        return video.permute(0, 2, 1, 3, 4), small
+    return video, small
+
+
+def downscaled_sizes(pipeline, scale: float, *, num_frames: int, height: int, width: int) -> dict[str, int]:
+    """The pixel sizes `downscale_latents` decodes to: each latent side scaled and rounded to a multiple of the
+    transformer's spatial patch (LTX packs by it), at least one patch, times the VAE's spatial compression."""
+    ratio = spatial_compression(pipeline)
+    patch = ltx_patch_sizes(pipeline)[0] if pipeline_family(pipeline) == "ltx" else 1
+    small = [max(patch, round(side // ratio * scale / patch) * patch) * ratio for side in (height, width)]
+    return {"num_frames": num_frames, "height": small[0], "width": small[1]}
+
+
+def spatial_compression(pipeline) -> int:
+    """Pixels per latent along height and width."""
+    if pipeline_family(pipeline) == "ltx":
+        return pipeline.vae_spatial_compression_ratio
+    return pipeline.vae_scale_factor_spatial

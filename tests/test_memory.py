@@ -45,6 +45,14 @@ def test_model_offload_makes_the_same_clips_and_to_cannot_undo_it():
     pipe.critic.to("cpu")  # the critic alone still moves
 
 
+def test_sequential_offload_to_the_cpu_itself_is_refused_with_the_reason():
+    pipe = fresh_pipe()
+    with pytest.raises(ValueError, match="nothing to offload to"):
+        pipe.enable_sequential_cpu_offload(device="cpu")
+    assert pipe.offload is None  # nothing was changed
+    assert np.array_equal(clip(pipe), clip(fresh_pipe()))
+
+
 def test_vae_tiling_and_slicing_are_switched_on_the_generators_vae():
     pipe = fresh_pipe().enable_vae_tiling().enable_vae_slicing()
     assert pipe.pipeline.vae.use_tiling and pipe.pipeline.vae.use_slicing

@@ -339,7 +339,14 @@ class HybridPipeline(PushToHubMixin):
         self, gpu_id: int | None = None, device: str | torch.device | None = None
     ):
         """Keep the generator's weights on the CPU and stream each layer to the accelerator as it runs (diffusers'
-        `enable_sequential_cpu_offload`): the least memory, and much slower than model offload."""
+        `enable_sequential_cpu_offload`): the least memory, and much slower than model offload. Needs an
+        accelerator to stream to."""
+        if device is not None and torch.device(device).type == "cpu":
+            raise ValueError(
+                "sequential offload streams each layer from the CPU to an accelerator as it runs; with device='cpu' "
+                "there is nothing to offload to (and accelerate fails there on tied text-encoder weights). Offload "
+                "to a GPU, or run on the CPU without offload."
+            )
         self.pipeline.enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
         self.offload = "sequential"
         return self

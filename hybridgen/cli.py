@@ -644,6 +644,12 @@ def write_score_rows(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+MAX_MINUTES_HELP = (
+    "wall-clock budget of this run: past it, training stops at the next step, checkpoints and saves what it has; "
+    "the same command again goes on (default: none)"
+)
+
+
 def add_train_critic_parser(commands) -> None:
     """`hybridgen train-critic OUT`: V-JEPA-style training on plausible clips."""
     train = commands.add_parser("train-critic", help="V-JEPA-style training of a critic on plausible clips")
@@ -699,6 +705,7 @@ def add_train_critic_parser(commands) -> None:
     # how the trained critic scores by default; relative scoring waits for `calibrate-critic`
     training_scoring = tuple(name for name in SCORING_FLAGS if name != "relative")
     _add_scoring_options(train, "(default: the --init checkpoint's)", training_scoring)
+    train.add_argument("--max-minutes", type=positive, metavar="M", help=MAX_MINUTES_HELP)
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -733,12 +740,24 @@ def run_train_critic(args: argparse.Namespace) -> int:
         },
         resume=not args.no_resume,
         show_progress=not args.quiet,
+        max_minutes=args.max_minutes,
     )
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # once, under accelerate launch / torchrun
         print(json.dumps(summary, indent=2))
+        report_stopped_early(summary, args)
     return 0
+
+
+def report_stopped_early(summary: dict, args: argparse.Namespace) -> None:
+    """Say on stderr, after the summary, that the time budget stopped the run and how to go on."""
+    if summary["stopped_early"]:
+        print(
+            f"stopped by --max-minutes {args.max_minutes:g} before the last step; the checkpoint is in "
+            f"{args.output / 'checkpoint'}: run the same command again to go on",
+            file=sys.stderr,
+        )
 
 
 def add_calibrate_critic_parser(commands) -> None:
@@ -818,6 +837,7 @@ def add_train_generator_parser(commands) -> None:
         help="bf16: forward passes under bf16 autocast, CUDA only (default: no, float32)",
     )
     train.add_argument("--threads", type=count, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--max-minutes", type=positive, metavar="M", help=MAX_MINUTES_HELP)
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUTPUT")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -842,8 +862,10 @@ def run_train_generator(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision,
         resume=not args.no_resume,
         show_progress=not args.quiet,
+        max_minutes=args.max_minutes,
     )
     print(json.dumps(summary, indent=2))
+    report_stopped_early(summary, args)
     return 0
 
 

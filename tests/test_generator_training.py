@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 
 from hybridgen import cli
 from hybridgen.toyworld.selection import best_of_n_table
-from hybridgen.training.core import MIXED_PRECISIONS
+from hybridgen.training.core import MIXED_PRECISIONS, TrainingRun
 from hybridgen.training.generator import (
     GeneratorTrainer,
     GeneratorTrainingConfig,
@@ -172,6 +172,32 @@ def test_interrupted_runs_resume_to_the_same_weights(tmp_path):
     assert [r.get("lr") for r in third.history] == [r.get("lr") for r in straight.history]
     state = json.loads((tmp_path / "resumed" / "checkpoint" / "trainer_state.json").read_text())
     assert state["machine"]["device"] == "cpu" and state["machine"]["mixed_precision"] == "no"
+
+
+def test_a_time_budget_stops_in_either_stage_and_the_next_runs_go_on(tmp_path, monkeypatch):
+    straight = GeneratorTrainer(tiny_config(checkpoint_every=5))
+    straight.fit(tmp_path / "straight", show_progress=False)
+
+    first = GeneratorTrainer(tiny_config(checkpoint_every=5))
+    monkeypatch.setattr(TrainingRun, "time_is_up", lambda run: first.vae_step >= 2)
+    assert (
+        first.fit(tmp_path / "run", show_progress=False, max_minutes=1) is None
+    )  # in stage 1: no pipeline yet
+    assert not (tmp_path / "run" / "model_index.json").exists()
+    second = GeneratorTrainer(tiny_config(checkpoint_every=5))
+    monkeypatch.setattr(TrainingRun, "time_is_up", lambda run: second.step >= 3)
+    pipe = second.fit(tmp_path / "run", show_progress=False, max_minutes=1)  # in stage 2: what it has, saved
+    assert (second.vae_step, second.step) == (4, 3)
+    assert isinstance(WanPipeline.from_pretrained(str(tmp_path / "run")), WanPipeline) and pipe is not None
+    assert "stopped by its time budget after 3 of the 6 steps" in (tmp_path / "run" / "README.md").read_text()
+    monkeypatch.undo()
+    third = GeneratorTrainer(tiny_config(checkpoint_every=5))
+    third.fit(tmp_path / "run", show_progress=False)
+    assert (third.vae_step, third.step) == (4, 6)
+    for key, expected in straight.ema_transformer().state_dict().items():
+        torch.testing.assert_close(
+            third.ema_transformer().state_dict()[key], expected, rtol=0, atol=0, msg=key
+        )
 
 
 def test_the_shipped_transformer_is_the_ema_by_diffusers_rule(tmp_path):

@@ -10,11 +10,12 @@ import torch
 from bundle_toyworld import run_critic_card
 
 from hybridgen import VJEPA2Critic
+from hybridgen.cli import main
 from hybridgen.critics.error_head import ERROR_HEAD_FILE, ExpectedErrorHead
 from hybridgen.testing import tiny_vjepa2_model
 from hybridgen.toyworld.evaluation import VIOLATION_SCORING
 from hybridgen.training.checkpoints import recover_directory, replacing_directory
-from hybridgen.training.core import ScheduledAdamW
+from hybridgen.training.core import ScheduledAdamW, TrainingRun
 from hybridgen.training.critic import (
     CollapseError,
     CriticTrainer,
@@ -229,6 +230,61 @@ def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2, 3, 4]
     assert [row["loss"] for row in log] == [row["loss"] for row in straight.history]
+
+
+def test_a_time_budget_stops_at_a_step_saves_what_it_has_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    def trainer():
+        clips = ToyWorldClips(pool_size=12, refresh=2, size=32, seed=5)
+        config = CriticTrainingConfig(
+            steps=4, batch_size=4, warmup_steps=1, checkpoint_every=3, scoring=SCORING
+        )
+        return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+
+    straight = trainer()
+    straight.fit(tmp_path / "straight", show_progress=False)
+    budgeted = trainer()
+    monkeypatch.setattr(TrainingRun, "time_is_up", lambda run: budgeted.step >= 2)  # the budget runs out here
+    critic = budgeted.fit(tmp_path / "run", show_progress=False, max_minutes=1)
+    assert budgeted.step == 2
+    state = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 2  # checkpointed at the stop, though checkpoint_every is 3
+    saved = VJEPA2Critic.from_pretrained(tmp_path / "run")  # exported as at the end
+    for name, weight in critic.model.state_dict().items():
+        assert torch.equal(saved.model.state_dict()[name], weight), name
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "stopped by its time budget after 2 of the 4 steps" in card
+    monkeypatch.undo()
+    resumed = trainer()
+    resumed.fit(tmp_path / "run", show_progress=False)  # the same call again goes on to the end
+    for name, weight in straight.model.state_dict().items():
+        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+    assert "time budget" not in (tmp_path / "run" / "README.md").read_text()
+
+
+def test_time_is_up_past_the_deadline_and_budgets_must_be_positive(clips, tmp_path):
+    run = make_trainer(clips).open_run(tmp_path / "run", resume=False, show_progress=False)
+    assert run.deadline is None and not run.time_is_up()
+    run.deadline = run.started - 1
+    assert run.time_is_up()
+    for bad in (0, -1, float("inf"), float("nan"), True):
+        with pytest.raises(ValueError, match="max_minutes must be a finite number of minutes > 0"):
+            make_trainer(clips).fit(tmp_path / "bad", max_minutes=bad, show_progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_train_critic_max_minutes_stops_early_and_says_how_to_go_on(tmp_path, capsys):
+    argv = ["train-critic", str(tmp_path / "run"), "--steps", "500", "--batch-size", "2", "--quiet"]
+    assert main([*argv, "--max-minutes", "0.0001", "--threads", "2", "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    assert summary["stopped_early"] and summary["steps"] < 500
+    assert (
+        f"the checkpoint is in {tmp_path / 'run' / 'checkpoint'}: run the same command again" in printed.err
+    )
+    assert VJEPA2Critic.from_pretrained(tmp_path / "run").model is not None
+    with pytest.raises(SystemExit):
+        main([*argv, "--max-minutes", "0"])
 
 
 def test_a_checkpoint_swap_cut_off_between_its_renames_is_recovered(tmp_path):

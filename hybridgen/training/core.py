@@ -9,7 +9,8 @@
     ResumableTrainer    the base of `CriticTrainer` and `GeneratorTrainer`: checkpoints (`save_checkpoint` /
                         `load_checkpoint`), and `open_run`, which resumes a run's checkpoint and restores its log.
     TrainingRun         one `fit` call: the loop (`train`) with per-step log, progress bar and a checkpoint every
-                        `checkpoint_every` steps.
+                        `checkpoint_every` steps, and an optional wall-clock budget (`max_minutes`): out of time,
+                        it stops at a step boundary, and the trainer checkpoints and exports what it has.
     random_mirror       the left-right mirror augmentation of the critic, its error head and the generator's VAE.
     autocast            the forward passes' precision: float32, or bf16 autocast on CUDA (`mixed_precision`).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -211,6 +213,10 @@ class ResumableTrainer(ABC):
         """Block until every process of the run reaches this point (nothing to wait for alone)."""
         return None
 
+    def any_process(self, flag: bool) -> bool:
+        """Whether `flag` holds on any process of the run (alone: `flag`), so that all stop at the same step."""
+        return flag
+
     def __init__(self, config, device: str | torch.device = "cpu"):
         self.config = config
         self.device = torch.device(device)
@@ -272,10 +278,14 @@ class ResumableTrainer(ABC):
             self.history = state["history"]
             self.load_state_dict(state)
 
-    def open_run(self, output_dir: str | Path, *, resume: bool, show_progress: bool) -> TrainingRun:
+    def open_run(
+        self, output_dir: str | Path, *, resume: bool, show_progress: bool, max_minutes: float | None = None
+    ) -> TrainingRun:
         """Start a `fit` into `output_dir`: its checkpoint (`output_dir/checkpoint`, recovered from a cut-off
         swap) is resumed if `resume` and there is one (an old pickled one is refused, never read), and its log is
-        rewritten as the history this trainer now holds."""
+        rewritten as the history this trainer now holds. With `max_minutes`, the run's loops stop once that much
+        wall time has passed since now (`TrainingRun.stopped_early`)."""
+        check_max_minutes(max_minutes)
         output_dir = check_output_dir(output_dir)
         checkpoint_dir = recover_directory(output_dir / "checkpoint")
         if resume and state_exists(checkpoint_dir):
@@ -285,7 +295,27 @@ class ResumableTrainer(ABC):
             output_dir.mkdir(parents=True, exist_ok=True)
             restore_log(output_dir / LOG_FILE, self.history)
         self.wait_for_everyone()
-        return TrainingRun(self, output_dir, checkpoint_dir, show_progress and self.is_main_process)
+        run = TrainingRun(self, output_dir, checkpoint_dir, show_progress and self.is_main_process)
+        if max_minutes is not None:
+            run.deadline = run.started + 60 * max_minutes
+        return run
+
+
+def stopped_note(steps_done: int, steps: int) -> str:
+    """What a model card's recipe adds when a time budget stopped the run before its steps: nothing otherwise."""
+    if steps_done >= steps:
+        return ""
+    return f"; stopped by its time budget after {steps_done} of the {steps} steps (running it again goes on)"
+
+
+def check_max_minutes(max_minutes: float | None) -> None:
+    """Refuse a wall-clock budget that is not a finite number of minutes > 0."""
+    if max_minutes is not None and (
+        isinstance(max_minutes, bool)
+        or not isinstance(max_minutes, (int, float))
+        or not 0 < max_minutes < math.inf
+    ):
+        raise ValueError(f"max_minutes must be a finite number of minutes > 0, got {max_minutes!r}.")
 
 
 def training_runs(history: list[dict]) -> list[list[dict]]:
@@ -331,6 +361,12 @@ class TrainingRun:
     checkpoint_dir: Path
     show_progress: bool
     started: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None  # `time.perf_counter()` at which the loops stop (None: no budget)
+    stopped_early: bool = False  # a loop stopped at the deadline, before its total
+
+    def time_is_up(self) -> bool:
+        """Whether the run's wall-clock budget is spent (on any process: they all stop at the same step)."""
+        return self.deadline is not None and self.trainer.any_process(time.perf_counter() >= self.deadline)
 
     def log(self, record: dict) -> None:
         """Stamp `record` with the seconds since the run started, add it to the history and (main process) the
@@ -359,10 +395,14 @@ class TrainingRun:
     ) -> None:
         """Call `train_step` until `steps_done()` reaches `total`, logging each record and checkpointing every
         `checkpoint_every` steps. `check(record)`, after the log, may raise `TrainingStopped` (or a subclass) to
-        end training: the run is checkpointed first."""
+        end training: the run is checkpointed first. Past the run's deadline it stops before the next step and
+        sets `stopped_early`; the caller checkpoints and exports what there is."""
         every = self.trainer.config.checkpoint_every
         with tqdm(total=total, initial=steps_done(), desc=desc, disable=not self.show_progress) as bar:
             while steps_done() < total:
+                if self.time_is_up():
+                    self.stopped_early = True
+                    return
                 record = train_step()
                 self.log(record)
                 bar.update(1)

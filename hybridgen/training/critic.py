@@ -57,8 +57,10 @@ from hybridgen.training.core import (
     ResumableTrainer,
     ScheduledAdamW,
     TrainingStopped,
+    check_max_minutes,
     make_accelerator,
     random_mirror,
+    stopped_note,
 )
 from hybridgen.training.folder_clips import VideoFolderClips
 
@@ -293,6 +295,12 @@ class CriticTrainer(ResumableTrainer):
     def wait_for_everyone(self) -> None:
         self.accelerator.wait_for_everyone()
 
+    def any_process(self, flag: bool) -> bool:
+        if self.accelerator.num_processes == 1:
+            return flag
+        flags = torch.tensor([float(flag)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flags, reduction="sum").item() > 0)
+
     def machine(self) -> dict:
         return {
             **super().machine(),
@@ -413,8 +421,19 @@ class CriticTrainer(ResumableTrainer):
             self.sample_clips.load_state_dict(state["clips"])
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> VJEPA2Critic:
+    def fit(
+        self,
+        output_dir: str | Path,
+        *,
+        resume: bool = True,
+        show_progress: bool = True,
+        max_minutes: float | None = None,
+    ) -> VJEPA2Critic:
         """Train to `config.steps`, checkpointing into `output_dir/checkpoint`; return the exported critic.
+
+        With `max_minutes`, training stops once that much wall time has passed (at a step boundary): the critic
+        of the steps done is checkpointed and exported as at the end, its card saying so; the same call again
+        resumes to `config.steps`.
 
         The exported critic is also written to `output_dir` (`save_pretrained` + `critic_config.json`) and the
         per-step log to `output_dir/training_log.jsonl`. Raises `CollapseError` (after a warning and a final
@@ -422,8 +441,8 @@ class CriticTrainer(ResumableTrainer):
         one in the old pickle format is refused (`PickledCheckpointError`), never read.
         """
         # 1. open the run: its checkpoint resumed, its log restored
-        run = self.open_run(output_dir, resume=resume, show_progress=show_progress)
-        # 2. train to `steps`, evaluating on schedule, stopping if the embeddings collapse
+        run = self.open_run(output_dir, resume=resume, show_progress=show_progress, max_minutes=max_minutes)
+        # 2. train to `steps` (or the time budget), evaluating on schedule, stopping if the embeddings collapse
         run.train(
             self._watched_step,
             lambda: self.step,
@@ -441,6 +460,7 @@ class CriticTrainer(ResumableTrainer):
                 f"`hybridgen train-critic` on {c.data} from {c.init or 'random weights'}: {c.steps} steps of "
                 f"{c.batch_size} {c.window}-frame windows (plausible clips only), AdamW lr {c.lr:g}, EMA target "
                 f"encoder {c.ema_start:g} -> {c.ema_end:g}, mixed precision {c.mixed_precision}"
+                + stopped_note(self.step, c.steps)
             )
             card = critic.model_card(training=self.training_note(recipe))
             critic.save_pretrained(run.output_dir, model_card=card)
@@ -592,6 +612,7 @@ def train_critic(
     scoring: dict | None = None,
     resume: bool = True,
     show_progress: bool = True,
+    max_minutes: float | None = None,
 ) -> dict:
     """Train a critic on `data` ("toyworld" or a folder of videos) and save it to `output_dir`.
 
@@ -607,14 +628,17 @@ def train_critic(
     `mixed_precision` ("no", "bf16") and `gradient_accumulation_steps` set up the accelerate `Accelerator`; run
     under `accelerate launch` or `torchrun` to train on several processes. Settings that cannot work (an
     `output_dir` that is a file, a batch that does not split into processes x micro-batches, a missing folder, a
-    window longer than every video) are refused before any step. Returns a summary: steps, the step a resumed run
-    started from, final loss, wall time, last evaluation.
+    window longer than every video) are refused before any step. `max_minutes`: a wall-clock budget for this run,
+    after which the critic of the steps done is checkpointed and saved (run again to go on). Returns a summary:
+    steps, the step a resumed run started from, whether the budget stopped it, final loss, wall time, last
+    evaluation.
     """
     from hybridgen.critics.options import ScoringOptions
     from hybridgen.toyworld.evaluation import QUICK_VIOLATION_SCORING, evaluate_violations, summarize
 
     # 1. check the settings before any work
     check_output_dir(output_dir)
+    check_max_minutes(max_minutes)
     config = CriticTrainingConfig(
         steps=steps,
         batch_size=batch_size,
@@ -681,18 +705,19 @@ def train_critic(
     )
     started = time.perf_counter()
     try:
-        trainer.fit(output_dir, resume=resume, show_progress=show_progress)
+        trainer.fit(output_dir, resume=resume, show_progress=show_progress, max_minutes=max_minutes)
     finally:
         sample_clips.close()
-    last = trainer.history[-1]
+    last = trainer.history[-1] if trainer.history else {}  # a budget spent before the first step: none
     evaluations = [record["eval"] for record in trainer.history if "eval" in record]
     return {
         "output": str(output_dir),
         "steps": trainer.step,
         "resumed_from": trainer.resumed_from,
+        "stopped_early": trainer.step < config.steps,
         "processes": accelerator.num_processes,
-        "final_loss": last["loss"],
-        "final_spread": last["spread"],
+        "final_loss": last.get("loss"),
+        "final_spread": last.get("spread"),
         "seconds_this_run": round(time.perf_counter() - started, 1),
         "last_evaluation": evaluations[-1] if evaluations else None,
     }

@@ -56,8 +56,10 @@ from hybridgen.training.core import (
     ResumableTrainer,
     ScheduledAdamW,
     autocast,
+    check_max_minutes,
     check_mixed_precision,
     random_mirror,
+    stopped_note,
 )
 from hybridgen.video import write_json_atomic
 
@@ -537,8 +539,19 @@ class GeneratorTrainer(ResumableTrainer):
         self.ema.to(self.device)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, output_dir: str | Path, *, resume: bool = True, show_progress: bool = True) -> WanPipeline:
+    def fit(
+        self,
+        output_dir: str | Path,
+        *,
+        resume: bool = True,
+        show_progress: bool = True,
+        max_minutes: float | None = None,
+    ) -> WanPipeline | None:
         """Run both stages, checkpointing into `output_dir/checkpoint`; save and return the pipeline.
+
+        With `max_minutes`, training stops once that much wall time has passed (at a step boundary) and is
+        checkpointed; the same call again goes on. Stopped in stage 2, the pipeline of the steps done is saved as
+        at the end (its card says so); stopped in stage 1 there is no pipeline yet: None.
 
         The pipeline (`save_pretrained`, safetensors) goes to `output_dir` itself, the per-step log to
         `output_dir/training_log.jsonl`. Stage 1 ends when `vae_steps` are done: the data set is then encoded once
@@ -547,10 +560,13 @@ class GeneratorTrainer(ResumableTrainer):
         """
         c = self.config
         # 1. open the run: its checkpoint resumed, its log restored
-        run = self.open_run(output_dir, resume=resume, show_progress=show_progress)
+        run = self.open_run(output_dir, resume=resume, show_progress=show_progress, max_minutes=max_minutes)
         if self.latents is None:
             # 2. stage 1: the VAE
             run.train(self.vae_train_step, lambda: self.vae_step, c.vae_steps, "generator: vae")
+            if run.stopped_early:  # out of time: the VAE so far, to go on from next time
+                run.save_checkpoint()
+                return None
             # 3. freeze the VAE: reconstruction metrics, then latents of the whole data set
             self.reconstruction = self.evaluate_reconstruction()
             self.encode_dataset()
@@ -570,7 +586,7 @@ class GeneratorTrainer(ResumableTrainer):
         recipe = (
             f"`hybridgen train-generator` on {c.num_clips} toy-world clips: the VAE {c.vae_steps} steps of batch "
             f"{c.vae_batch_size}, then the transformer (flow matching, EMA {c.ema_decay:g}) {c.steps} steps of "
-            f"batch {c.batch_size}, lr {c.lr:g}"
+            f"batch {c.batch_size}, lr {c.lr:g}" + stopped_note(self.step, c.steps)
         )
         card = generator_card(
             pipe,
@@ -612,15 +628,19 @@ def train_generator(
     mixed_precision: str = "no",
     resume: bool = True,
     show_progress: bool = True,
+    max_minutes: float | None = None,
     **overrides,
 ) -> dict:
     """Train the toy-world text-to-video `WanPipeline` on `device` and save it to `output_dir`.
 
     `overrides` are other `GeneratorTrainingConfig` fields (an unknown name is a `TypeError`). `mixed_precision`
     "bf16" autocasts the forward passes (CUDA only). An `output_dir` that is a file is refused before the models are
-    built. Returns a summary: steps, final losses, reconstruction metrics, model sizes (MB) and wall time.
+    built. `max_minutes`: a wall-clock budget for this run, after which what there is is checkpointed (and the
+    pipeline saved once the transformer has started); run again to go on. Returns a summary: steps, whether the
+    budget stopped it, final losses, reconstruction metrics, model sizes (MB) and wall time.
     """
     check_output_dir(output_dir)
+    check_max_minutes(max_minutes)
     config = GeneratorTrainingConfig(
         num_clips=num_clips,
         vae_steps=vae_steps,
@@ -633,7 +653,7 @@ def train_generator(
     )
     trainer = GeneratorTrainer(config, device=device, mixed_precision=mixed_precision)
     started = time.perf_counter()
-    trainer.fit(output_dir, resume=resume, show_progress=show_progress)
+    pipe = trainer.fit(output_dir, resume=resume, show_progress=show_progress, max_minutes=max_minutes)
 
     def last(stage: str) -> float | None:
         losses = [r["loss"] for r in trainer.history if r.get("stage") == stage]
@@ -643,6 +663,7 @@ def train_generator(
         "output": str(output_dir),
         "vae_steps": trainer.vae_step,
         "steps": trainer.step,
+        "stopped_early": pipe is None or trainer.step < config.steps,
         "final_vae_loss": last("vae"),
         "final_loss": last("transformer"),
         "reconstruction": trainer.reconstruction,

@@ -696,6 +696,13 @@ def add_train_critic_parser(commands) -> None:
         help="processes rendering toy-world clips, or decoding a folder's videos (default 0: in-process)",
     )
     train.add_argument(
+        "--pool-size",
+        type=count,
+        default=1024,
+        help="toy-world clips held in memory, a few re-rendered at every step (default 1024); a resumed run "
+        "needs its own",
+    )
+    train.add_argument(
         "--resize-to",
         type=count,
         metavar="PX",
@@ -733,6 +740,7 @@ def run_train_critic(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device or default_device(),
         workers=args.workers,
+        pool_size=args.pool_size,
         scoring={
             name: getattr(args, name)
             for name in (*SCORING_FLAGS, "resize_to")

@@ -3,6 +3,10 @@
 import json
 import math
 import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,6 +289,29 @@ def test_train_critic_max_minutes_stops_early_and_says_how_to_go_on(tmp_path, ca
     assert VJEPA2Critic.from_pretrained(tmp_path / "run").model is not None
     with pytest.raises(SystemExit):
         main([*argv, "--max-minutes", "0"])
+
+
+@pytest.mark.slow
+def test_the_gpu_session_script_dry_runs_on_the_cpu_and_leaves_three_files(tmp_path):
+    """scripts/gpu_critic_session.sh, the one device call of a lent GPU session, at a tiny size on the CPU."""
+    out = tmp_path / "out"
+    settings = {"OUT": str(out), "DEVICE": "cpu", "STEPS": "2", "BATCH": "2", "POOL": "8", "WORKERS": "0"}
+    settings |= {"EVAL_PAIRS": "1", "CALIBRATION_STEPS": "2", "PAIRS": "1", "KINDS": "teleport drag"}
+    env = {**os.environ, **settings, "PYTHON": sys.executable, "OMP_NUM_THREADS": "2"}
+    script = Path(__file__).parents[1] / "scripts" / "gpu_critic_session.sh"
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "critic.tar",
+        "session.log",
+        "toyworld_critic.json",
+    ]
+    with tarfile.open(out / "critic.tar") as archive:
+        archive.extractall(tmp_path, filter="data")
+    critic = VJEPA2Critic.from_pretrained(tmp_path / "critic")
+    assert critic.expected_error_head is not None  # fitted by calibrate-critic
+    results = json.loads((out / "toyworld_critic.json").read_text())
+    assert "== done" in (out / "session.log").read_text() and results["pairs"] == 1
 
 
 def test_a_checkpoint_swap_cut_off_between_its_renames_is_recovered(tmp_path):

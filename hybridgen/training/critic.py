@@ -609,6 +609,7 @@ def train_critic(
     seed: int = 0,
     device: str = "cpu",
     workers: int = 0,
+    pool_size: int = 1024,
     scoring: dict | None = None,
     resume: bool = True,
     show_progress: bool = True,
@@ -622,7 +623,8 @@ def train_critic(
     is saved with them; `scoring` changes some (names of `ScoringOptions`). The checkpoint's expected-error head
     fits the old features only, so it is dropped (relative scoring off until `calibrate-critic` fits a new one).
 
-    `data`: the toy world, rendered on the fly (`workers` render processes; every `eval_every` steps the exported
+    `data`: the toy world, rendered on the fly (a pool of `pool_size` clips, refreshed as training goes, rendered
+    by `workers` processes; every `eval_every` steps the exported
     critic is scored with `QUICK_VIOLATION_SCORING` on `eval_pairs` violation pairs per kind, never trained on), or
     a folder of videos streamed from disk (`VideoFolderClips`, `workers` decoding processes). `device`,
     `mixed_precision` ("no", "bf16") and `gradient_accumulation_steps` set up the accelerate `Accelerator`; run
@@ -674,7 +676,7 @@ def train_critic(
 
     # 3. the clips
     if data == "toyworld":
-        sample_clips = ToyWorldClips(size=size, seed=seed, workers=workers)
+        sample_clips = ToyWorldClips(pool_size=pool_size, size=size, seed=seed, workers=workers)
     else:
         sample_clips = VideoFolderClips(
             data,

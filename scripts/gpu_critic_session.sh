@@ -12,9 +12,9 @@
 #   INIT=toyworld STEPS=20000 BATCH=64 WINDOW=8 LR=1e-3 TRAIN_MINUTES=6 WORKERS=12 POOL=1024 DEVICE=cuda SEED=0
 #   EVAL_PAIRS=8 (the training's watch) CALIBRATION_STEPS=600 PAIRS=100 KINDS="" (all kinds)
 #
-# On the device (wheels of what its image lacks carried in .whl/, see the device README):
-#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-#   bash scripts/gpu_critic_session.sh
+# On the device, from the repository root (this path imports neither diffusers nor PyAV: the image's torch,
+# transformers, accelerate and safetensors are enough; the script puts the repository on PYTHONPATH):
+#   OUT=$OUT bash scripts/gpu_critic_session.sh
 # On a CPU, a tiny dry run of the same script (what the tests run):
 #   OUT=/tmp/out DEVICE=cpu STEPS=2 BATCH=2 POOL=8 WORKERS=0 EVAL_PAIRS=1 CALIBRATION_STEPS=2 PAIRS=1 \
 #       KINDS="teleport drag" bash scripts/gpu_critic_session.sh

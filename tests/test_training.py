@@ -203,16 +203,21 @@ def test_resume_accepts_more_steps_and_other_watch_settings(clips, tmp_path):
     assert recorded["steps"] == 3 and recorded["eval_pairs"] == 3  # the card states the last run's
 
 
+def fresh_process_trainer(checkpoint_every: int) -> CriticTrainer:
+    """A 4-step trainer built from nothing (new model, new pool), as a new process would build it."""
+    clips = ToyWorldClips(pool_size=12, refresh=2, size=32, seed=5)
+    config = CriticTrainingConfig(
+        steps=4, batch_size=4, warmup_steps=1, checkpoint_every=checkpoint_every, scoring=SCORING
+    )
+    return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+
+
 def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
     """A new process (new model, new pool) resumes at the checkpoint and ends with the same weights; the steps
     logged after the checkpoint and lost are logged once."""
 
     def trainer():
-        clips = ToyWorldClips(pool_size=12, refresh=2, size=32, seed=5)
-        config = CriticTrainingConfig(
-            steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, scoring=SCORING
-        )
-        return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+        return fresh_process_trainer(checkpoint_every=2)
 
     straight = trainer()
     straight.fit(tmp_path / "straight", show_progress=False)
@@ -238,11 +243,7 @@ def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
 
 def test_a_time_budget_stops_at_a_step_saves_what_it_has_and_the_next_run_goes_on(tmp_path, monkeypatch):
     def trainer():
-        clips = ToyWorldClips(pool_size=12, refresh=2, size=32, seed=5)
-        config = CriticTrainingConfig(
-            steps=4, batch_size=4, warmup_steps=1, checkpoint_every=3, scoring=SCORING
-        )
-        return CriticTrainer(tiny_vjepa2_model(seed=0), clips, config)
+        return fresh_process_trainer(checkpoint_every=3)
 
     straight = trainer()
     straight.fit(tmp_path / "straight", show_progress=False)
